@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Turbine.Cli.Commands;
+
+/// <summary>Every subcommand of the turbine CLI, in the order help lists them.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return TokenizeCommand.Create();
+    }
+}
