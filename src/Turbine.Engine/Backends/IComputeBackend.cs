@@ -1,0 +1,98 @@
+using Turbine.Core.Checkpoints;
+using Turbine.Core.Tensors;
+
+namespace Turbine.Engine.Backends;
+
+/// <summary>
+/// The operations the generic decoder needs, implemented once per device. Buffers and weights are opaque
+/// handles the backend owns; the host describes each step with a <see cref="ForwardBatch"/> and only logits
+/// (or, later, sampled ids) come back. Every activation is float32, rows × columns, row-major.
+/// </summary>
+public interface IComputeBackend : IDisposable
+{
+    /// <summary>A short name for logs ("cpu", "cuda:0").</summary>
+    string Name { get; }
+
+    /// <summary>Makes a checkpoint tensor usable by kernels, in its stored dtype (no widening).</summary>
+    DeviceWeight Upload(in TensorSlice tensor);
+
+    /// <summary>A float32 buffer of <paramref name="floats"/> elements.</summary>
+    DeviceBuffer Allocate(long floats);
+
+    /// <summary>Paged key/value storage for every layer.</summary>
+    KvCacheStorage AllocateKvCache(KvCacheShape shape);
+
+    /// <summary>Makes <paramref name="batch"/> the step the following calls work on (uploads its metadata).</summary>
+    void BeginStep(ForwardBatch batch);
+
+    /// <summary>y[t] = table[token t] for every token of the step.</summary>
+    void Embed(DeviceWeight table, DeviceBuffer y);
+
+    /// <summary>y = RMSNorm(x) · w over <paramref name="rows"/> rows of w's width.</summary>
+    void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
+
+    /// <summary>residual += delta, then y = RMSNorm(residual) · w.</summary>
+    void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
+
+    /// <summary>y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k].</summary>
+    void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y);
+
+    /// <summary>Rotates q [tokens × heads × headDim] and k [tokens × kvHeads × headDim] in place with the step's cos/sin rows.</summary>
+    void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim);
+
+    /// <summary>
+    /// Writes the step's k and v into <paramref name="cache"/> at the step's slots for <paramref name="layer"/>, then
+    /// computes causal attention of q over each sequence's cached context into <paramref name="output"/>.
+    /// </summary>
+    void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
+        int heads, int kvHeads, int headDim, float scale, int slidingWindow);
+
+    /// <summary>y = silu(gate) · up over <paramref name="count"/> elements.</summary>
+    void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count);
+
+    /// <summary>y[i] = x[rows[i]], rows of <paramref name="width"/> floats.</summary>
+    void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y);
+
+    /// <summary>Copies the first <paramref name="destination"/>.Length floats of <paramref name="source"/> to the host.</summary>
+    void Download(DeviceBuffer source, Span<float> destination);
+}
+
+/// <summary>A weight as a backend holds it.</summary>
+public abstract class DeviceWeight
+{
+    /// <summary>Element type as stored.</summary>
+    public abstract DType DType { get; }
+
+    /// <summary>Dimensions, outermost first.</summary>
+    public abstract long[] Shape { get; }
+}
+
+/// <summary>A float32 activation buffer owned by a backend.</summary>
+public abstract class DeviceBuffer : IDisposable
+{
+    /// <summary>Capacity in floats.</summary>
+    public abstract long Length { get; }
+
+    /// <inheritdoc />
+    public abstract void Dispose();
+}
+
+/// <summary>Dimensions of a paged KV cache: per layer, blocks × tokens per block × kv heads × head width, for K and for V.</summary>
+public readonly record struct KvCacheShape(int Layers, int Blocks, int BlockSize, int KvHeads, int HeadDim)
+{
+    /// <summary>Floats of one token slot in one layer, for K or for V.</summary>
+    public int SlotWidth => KvHeads * HeadDim;
+
+    /// <summary>Bytes of one block across all layers, K and V, at float32.</summary>
+    public long BytesPerBlock => 2L * Layers * BlockSize * SlotWidth * sizeof(float);
+}
+
+/// <summary>Paged K/V storage owned by a backend.</summary>
+public abstract class KvCacheStorage : IDisposable
+{
+    /// <summary>The cache's dimensions.</summary>
+    public abstract KvCacheShape Shape { get; }
+
+    /// <inheritdoc />
+    public abstract void Dispose();
+}
