@@ -1,0 +1,342 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Turbine.Core.Tensors;
+
+namespace Turbine.Backends.Cpu.Kernels;
+
+/// <summary>Fully connected layer y = x · Wᵀ (+ bias) with weights in their checkpoint dtype.</summary>
+public static unsafe class Linear
+{
+    // Prefill blocking: a block of x rows times a block of W rows per work item, with k cut into
+    // slices so that the x block slice stays in L2 while each 4-row W slice is reused from L1.
+    private const int PrefillRowsM = 64;
+    private const int PrefillRowsN = 64;
+    private const int PrefillSliceK = 256;
+
+    // Below this many weight bytes a GEMV runs on the calling thread: waking workers costs more.
+    private const long MinParallelBytes = 64 * 1024;
+
+    /// <summary>
+    /// y[m×n] = x[m×k] · Wᵀ (+ bias), W row-major [n×k] as HF stores nn.Linear weights.
+    /// m = 1 streams W once, split over threads by rows; m &gt; 1 reuses each loaded W tile across
+    /// several x rows.
+    /// </summary>
+    /// <param name="x">Activations, [m×k] float32.</param>
+    /// <param name="m">Rows of x (tokens).</param>
+    /// <param name="k">Input features.</param>
+    /// <param name="wType">Weight dtype: F32, BF16 or F16.</param>
+    /// <param name="w">Weights, [n×k] in <paramref name="wType"/>.</param>
+    /// <param name="n">Output features.</param>
+    /// <param name="bias">Optional [n] float32 bias, or null.</param>
+    /// <param name="y">Output, [m×n] float32; must not overlap x.</param>
+    /// <param name="pool">Threads to spread the work over.</param>
+    public static void Forward(float* x, int m, int k, DType wType, byte* w, int n, float* bias, float* y, WorkerPool pool)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentNullException.ThrowIfNull(pool);
+        if (m == 0 || n == 0)
+            return;
+        switch (wType)
+        {
+            case DType.F32: Run<F32Weights>(x, m, k, w, n, bias, y, pool); break;
+            case DType.BF16: Run<Bf16Weights>(x, m, k, w, n, bias, y, pool); break;
+            case DType.F16: Run<F16Weights>(x, m, k, w, n, bias, y, pool); break;
+            default: throw new NotSupportedException($"Linear weights of dtype {wType} are not supported.");
+        }
+    }
+
+    private static void Run<TW>(float* x, int m, int k, byte* w, int n, float* bias, float* y, WorkerPool pool)
+        where TW : unmanaged, IWeightType
+    {
+        int threads = pool.ThreadCount;
+        if (m == 1)
+        {
+            // Several items per thread balance uneven progress; rows stay contiguous for the prefetcher.
+            int items = (long)n * k * TW.Size < MinParallelBytes ? 1 : Math.Min(threads * 4, (n + 3) / 4);
+            int rowsPerItem = ((n + items - 1) / items + 3) & ~3;
+            items = (n + rowsPerItem - 1) / rowsPerItem;
+            var job = new GemvJob<TW> { X = x, K = k, W = w, N = n, Bias = bias, Y = y, RowsPerItem = rowsPerItem };
+            pool.For(items, job);
+        }
+        else
+        {
+            int mBlocks = (m + PrefillRowsM - 1) / PrefillRowsM;
+            int nBlocks = (n + PrefillRowsN - 1) / PrefillRowsN;
+            var job = new GemmJob<TW> { X = x, M = m, K = k, W = w, N = n, Bias = bias, Y = y, NBlocks = nBlocks };
+            pool.For(mBlocks * nBlocks, job);
+        }
+    }
+
+    private struct GemvJob<TW> : IParallelJob where TW : unmanaged, IWeightType
+    {
+        public float* X;
+        public int K;
+        public byte* W;
+        public int N;
+        public float* Bias;
+        public float* Y;
+        public int RowsPerItem;
+
+        public readonly void Execute(int index)
+        {
+            int r0 = index * RowsPerItem;
+            int r1 = Math.Min(N, r0 + RowsPerItem);
+            nint stride = (nint)K * TW.Size;
+            float* sums = stackalloc float[4];
+            for (int r = r0; r < r1; r += 4)
+            {
+                // Rows past the end repeat the last row: computed, never stored.
+                int valid = Math.Min(4, r1 - r);
+                byte* w0 = W + r * stride;
+                byte* w1 = valid > 1 ? w0 + stride : w0;
+                byte* w2 = valid > 2 ? w0 + 2 * stride : w0;
+                byte* w3 = valid > 3 ? w0 + 3 * stride : w0;
+                Dot1x4<TW>(X, w0, w1, w2, w3, K, sums);
+                for (int j = 0; j < valid; j++)
+                    Y[r + j] = Bias == null ? sums[j] : sums[j] + Bias[r + j];
+            }
+        }
+    }
+
+    private struct GemmJob<TW> : IParallelJob where TW : unmanaged, IWeightType
+    {
+        public float* X;
+        public int M;
+        public int K;
+        public byte* W;
+        public int N;
+        public float* Bias;
+        public float* Y;
+        public int NBlocks;
+
+        public readonly void Execute(int index)
+        {
+            int m0 = index / NBlocks * PrefillRowsM;
+            int n0 = index % NBlocks * PrefillRowsN;
+            int m1 = Math.Min(M, m0 + PrefillRowsM);
+            int n1 = Math.Min(N, n0 + PrefillRowsN);
+            for (int i = m0; i < m1; i++)
+            {
+                float* yr = Y + (nint)i * N;
+                for (int j = n0; j < n1; j++)
+                    yr[j] = Bias == null ? 0f : Bias[j];
+            }
+
+            nint stride = (nint)K * TW.Size;
+            int mr = Vector512.IsHardwareAccelerated ? 4 : Vector256.IsHardwareAccelerated ? 2 : 1;
+            float* sums = stackalloc float[16];
+            for (int k0 = 0; k0 < K; k0 += PrefillSliceK)
+            {
+                int kc = Math.Min(PrefillSliceK, K - k0);
+                for (int j = n0; j < n1; j += 4)
+                {
+                    int nValid = Math.Min(4, n1 - j);
+                    byte* w0 = W + j * stride + (nint)k0 * TW.Size;
+                    byte* w1 = nValid > 1 ? w0 + stride : w0;
+                    byte* w2 = nValid > 2 ? w0 + 2 * stride : w0;
+                    byte* w3 = nValid > 3 ? w0 + 3 * stride : w0;
+                    for (int i = m0; i < m1; i += mr)
+                    {
+                        int mValid = Math.Min(mr, m1 - i);
+                        float* x0 = X + (nint)i * K + k0;
+                        if (mr == 4)
+                        {
+                            float* x1 = mValid > 1 ? x0 + K : x0;
+                            float* x2 = mValid > 2 ? x0 + 2 * K : x0;
+                            float* x3 = mValid > 3 ? x0 + 3 * K : x0;
+                            Tile4x4<TW>(x0, x1, x2, x3, w0, w1, w2, w3, kc, sums);
+                        }
+                        else if (mr == 2)
+                        {
+                            Tile2x4<TW>(x0, mValid > 1 ? x0 + K : x0, w0, w1, w2, w3, kc, sums);
+                        }
+                        else
+                        {
+                            Dot1x4<TW>(x0, w0, w1, w2, w3, kc, sums);
+                        }
+                        for (int a = 0; a < mValid; a++)
+                        {
+                            float* yr = Y + (nint)(i + a) * N + j;
+                            for (int b = 0; b < nValid; b++)
+                                yr[b] += sums[a * 4 + b];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Four dot products of one x row with four W rows over k elements; the decode kernel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x4<TW>(float* x, byte* w0, byte* w1, byte* w2, byte* w3, int k, float* sums)
+        where TW : unmanaged, IWeightType
+    {
+        nint i = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (Vector512.IsHardwareAccelerated && k >= 16)
+        {
+            // Two accumulators per row hide FMA latency; x is loaded once for all four rows.
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; i <= k - 32; i += 32)
+            {
+                var xa = Vector512.Load(x + i);
+                var xb = Vector512.Load(x + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i), xa, a0);
+                a1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i), xa, a1);
+                a2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i), xa, a2);
+                a3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i), xa, a3);
+                b0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i + 16), xb, b0);
+                b1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i + 16), xb, b1);
+                b2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i + 16), xb, b2);
+                b3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i + 16), xb, b3);
+            }
+            if (i <= k - 16)
+            {
+                var xa = Vector512.Load(x + i);
+                a0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i), xa, a0);
+                a1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i), xa, a1);
+                a2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i), xa, a2);
+                a3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i), xa, a3);
+                i += 16;
+            }
+            s0 = Vector512.Sum(a0 + b0);
+            s1 = Vector512.Sum(a1 + b1);
+            s2 = Vector512.Sum(a2 + b2);
+            s3 = Vector512.Sum(a3 + b3);
+        }
+        else if (Vector256.IsHardwareAccelerated && k >= 8)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; i <= k - 16; i += 16)
+            {
+                var xa = Vector256.Load(x + i);
+                var xb = Vector256.Load(x + i + 8);
+                a0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i), xa, a0);
+                a1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i), xa, a1);
+                a2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i), xa, a2);
+                a3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i), xa, a3);
+                b0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i + 8), xb, b0);
+                b1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i + 8), xb, b1);
+                b2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i + 8), xb, b2);
+                b3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i + 8), xb, b3);
+            }
+            if (i <= k - 8)
+            {
+                var xa = Vector256.Load(x + i);
+                a0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i), xa, a0);
+                a1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i), xa, a1);
+                a2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i), xa, a2);
+                a3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i), xa, a3);
+                i += 8;
+            }
+            s0 = Vector256.Sum(a0 + b0);
+            s1 = Vector256.Sum(a1 + b1);
+            s2 = Vector256.Sum(a2 + b2);
+            s3 = Vector256.Sum(a3 + b3);
+        }
+        for (; i < k; i++)
+        {
+            float xv = x[i];
+            s0 += TW.Load(w0, i) * xv;
+            s1 += TW.Load(w1, i) * xv;
+            s2 += TW.Load(w2, i) * xv;
+            s3 += TW.Load(w3, i) * xv;
+        }
+        sums[0] = s0;
+        sums[1] = s1;
+        sums[2] = s2;
+        sums[3] = s3;
+    }
+
+    /// <summary>4 x rows times 4 W rows: 16 accumulators of 32, each W vector widened once and used 4 times.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x4<TW>(float* x0, float* x1, float* x2, float* x3, byte* w0, byte* w1, byte* w2, byte* w3, int k, float* sums)
+        where TW : unmanaged, IWeightType
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        nint i = 0;
+        for (; i <= k - 16; i += 16)
+        {
+            var v0 = TW.Load512(w0, i);
+            var v1 = TW.Load512(w1, i);
+            var v2 = TW.Load512(w2, i);
+            var v3 = TW.Load512(w3, i);
+            var xv = Vector512.Load(x0 + i);
+            c00 = Vector512.FusedMultiplyAdd(v0, xv, c00);
+            c01 = Vector512.FusedMultiplyAdd(v1, xv, c01);
+            c02 = Vector512.FusedMultiplyAdd(v2, xv, c02);
+            c03 = Vector512.FusedMultiplyAdd(v3, xv, c03);
+            xv = Vector512.Load(x1 + i);
+            c10 = Vector512.FusedMultiplyAdd(v0, xv, c10);
+            c11 = Vector512.FusedMultiplyAdd(v1, xv, c11);
+            c12 = Vector512.FusedMultiplyAdd(v2, xv, c12);
+            c13 = Vector512.FusedMultiplyAdd(v3, xv, c13);
+            xv = Vector512.Load(x2 + i);
+            c20 = Vector512.FusedMultiplyAdd(v0, xv, c20);
+            c21 = Vector512.FusedMultiplyAdd(v1, xv, c21);
+            c22 = Vector512.FusedMultiplyAdd(v2, xv, c22);
+            c23 = Vector512.FusedMultiplyAdd(v3, xv, c23);
+            xv = Vector512.Load(x3 + i);
+            c30 = Vector512.FusedMultiplyAdd(v0, xv, c30);
+            c31 = Vector512.FusedMultiplyAdd(v1, xv, c31);
+            c32 = Vector512.FusedMultiplyAdd(v2, xv, c32);
+            c33 = Vector512.FusedMultiplyAdd(v3, xv, c33);
+        }
+        sums[0] = Vector512.Sum(c00); sums[1] = Vector512.Sum(c01); sums[2] = Vector512.Sum(c02); sums[3] = Vector512.Sum(c03);
+        sums[4] = Vector512.Sum(c10); sums[5] = Vector512.Sum(c11); sums[6] = Vector512.Sum(c12); sums[7] = Vector512.Sum(c13);
+        sums[8] = Vector512.Sum(c20); sums[9] = Vector512.Sum(c21); sums[10] = Vector512.Sum(c22); sums[11] = Vector512.Sum(c23);
+        sums[12] = Vector512.Sum(c30); sums[13] = Vector512.Sum(c31); sums[14] = Vector512.Sum(c32); sums[15] = Vector512.Sum(c33);
+        for (; i < k; i++)
+        {
+            float a0 = TW.Load(w0, i), a1 = TW.Load(w1, i), a2 = TW.Load(w2, i), a3 = TW.Load(w3, i);
+            float xa = x0[i], xb = x1[i], xc = x2[i], xd = x3[i];
+            sums[0] += a0 * xa; sums[1] += a1 * xa; sums[2] += a2 * xa; sums[3] += a3 * xa;
+            sums[4] += a0 * xb; sums[5] += a1 * xb; sums[6] += a2 * xb; sums[7] += a3 * xb;
+            sums[8] += a0 * xc; sums[9] += a1 * xc; sums[10] += a2 * xc; sums[11] += a3 * xc;
+            sums[12] += a0 * xd; sums[13] += a1 * xd; sums[14] += a2 * xd; sums[15] += a3 * xd;
+        }
+    }
+
+    /// <summary>2 x rows times 4 W rows for 16-register AVX2: 8 accumulators, 4 W vectors, 1 x vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile2x4<TW>(float* x0, float* x1, byte* w0, byte* w1, byte* w2, byte* w3, int k, float* sums)
+        where TW : unmanaged, IWeightType
+    {
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        nint i = 0;
+        for (; i <= k - 8; i += 8)
+        {
+            var v0 = TW.Load256(w0, i);
+            var v1 = TW.Load256(w1, i);
+            var v2 = TW.Load256(w2, i);
+            var v3 = TW.Load256(w3, i);
+            var xv = Vector256.Load(x0 + i);
+            c00 = Vector256.FusedMultiplyAdd(v0, xv, c00);
+            c01 = Vector256.FusedMultiplyAdd(v1, xv, c01);
+            c02 = Vector256.FusedMultiplyAdd(v2, xv, c02);
+            c03 = Vector256.FusedMultiplyAdd(v3, xv, c03);
+            xv = Vector256.Load(x1 + i);
+            c10 = Vector256.FusedMultiplyAdd(v0, xv, c10);
+            c11 = Vector256.FusedMultiplyAdd(v1, xv, c11);
+            c12 = Vector256.FusedMultiplyAdd(v2, xv, c12);
+            c13 = Vector256.FusedMultiplyAdd(v3, xv, c13);
+        }
+        sums[0] = Vector256.Sum(c00); sums[1] = Vector256.Sum(c01); sums[2] = Vector256.Sum(c02); sums[3] = Vector256.Sum(c03);
+        sums[4] = Vector256.Sum(c10); sums[5] = Vector256.Sum(c11); sums[6] = Vector256.Sum(c12); sums[7] = Vector256.Sum(c13);
+        for (; i < k; i++)
+        {
+            float a0 = TW.Load(w0, i), a1 = TW.Load(w1, i), a2 = TW.Load(w2, i), a3 = TW.Load(w3, i);
+            float xa = x0[i], xb = x1[i];
+            sums[0] += a0 * xa; sums[1] += a1 * xa; sums[2] += a2 * xa; sums[3] += a3 * xa;
+            sums[4] += a0 * xb; sums[5] += a1 * xb; sums[6] += a2 * xb; sums[7] += a3 * xb;
+        }
+    }
+}
