@@ -90,10 +90,11 @@ public sealed class ForwardBatch
                 LogitRows[LogitRowCount++] = start + i;
         else if (wantLogits)
             LogitRows[LogitRowCount++] = start + tokens.Length - 1;
-        Sequences[SequenceCount] = new BatchSequence(start, tokens.Length, cachedLength + tokens.Length, blockTable);
+        int context = cachedLength + tokens.Length;
+        Sequences[SequenceCount] = new BatchSequence(start, tokens.Length, context, blockTable, (context + blockSize - 1) / blockSize);
         return SequenceCount++;
     }
 }
 
-/// <summary>A sequence's part of a step: its token range, its context length after the step, its KV blocks.</summary>
-public readonly record struct BatchSequence(int QueryStart, int QueryLength, int ContextLength, int[] BlockTable);
+/// <summary>A sequence's part of a step: its token range, its context length after the step, its KV blocks (the first BlockCount in use).</summary>
+public readonly record struct BatchSequence(int QueryStart, int QueryLength, int ContextLength, int[] BlockTable, int BlockCount);

@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+using Turbine.Backends.Cpu.Kernels;
+using Turbine.Core.Checkpoints;
+using Turbine.Core.Tensors;
+using Turbine.Engine.Backends;
+
+namespace Turbine.Backends.Cpu;
+
+/// <summary>
+/// The decoder's operations on the CPU: SIMD kernels over all cores. Weights are used in place inside the
+/// checkpoint's memory map, in their stored dtype; activations and the KV cache live in aligned native memory.
+/// </summary>
+public sealed unsafe class CpuBackend : IComputeBackend
+{
+    private readonly WorkerPool _pool;
+    private ForwardBatch? _batch;
+    private AttentionSequence[] _sequences = [];
+    private int* _blockTables;
+    private int _blockTablesCapacity;
+
+    /// <summary>A backend on <paramref name="threads"/> threads (0: one per core).</summary>
+    public CpuBackend(int threads = 0) => _pool = new WorkerPool(threads);
+
+    /// <inheritdoc />
+    public string Name => "cpu";
+
+    /// <summary>Worker threads the kernels spread over.</summary>
+    public int Threads => _pool.ThreadCount;
+
+    /// <inheritdoc />
+    public DeviceWeight Upload(in TensorSlice tensor) => new CpuWeight(tensor);
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(long floats) => new CpuBuffer(floats);
+
+    /// <inheritdoc />
+    public KvCacheStorage AllocateKvCache(KvCacheShape shape) => new CpuKvCache(shape);
+
+    /// <inheritdoc />
+    public void BeginStep(ForwardBatch batch)
+    {
+        _batch = batch;
+        int blocks = 0;
+        for (int s = 0; s < batch.SequenceCount; s++)
+            blocks += batch.Sequences[s].BlockCount;
+        if (blocks > _blockTablesCapacity)
+        {
+            NativeMemory.Free(_blockTables);
+            _blockTablesCapacity = Math.Max(blocks, 2 * _blockTablesCapacity);
+            _blockTables = (int*)NativeMemory.Alloc((nuint)_blockTablesCapacity, sizeof(int));
+        }
+        if (_sequences.Length < batch.SequenceCount)
+            _sequences = new AttentionSequence[batch.MaxSequences];
+        int* table = _blockTables;
+        for (int s = 0; s < batch.SequenceCount; s++)
+        {
+            var seq = batch.Sequences[s];
+            int count = seq.BlockCount;
+            seq.BlockTable.AsSpan(0, count).CopyTo(new Span<int>(table, count));
+            _sequences[s] = new AttentionSequence(seq.QueryStart, seq.QueryLength, seq.ContextLength, table);
+            table += count;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Embed(DeviceWeight table, DeviceBuffer y)
+    {
+        var batch = Step;
+        var t = (CpuWeight)table;
+        fixed (int* tokens = batch.Tokens)
+            Embedding.Gather(tokens, batch.TokenCount, t.DType, t.Data, (int)t.Shape[1], ((CpuBuffer)y).Data);
+    }
+
+    /// <inheritdoc />
+    public void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
+    {
+        var w = (CpuWeight)weight;
+        Kernels.RmsNorm.Forward(((CpuBuffer)x).Data, rows, (int)w.Shape[0], w.DType, w.Data, eps, ((CpuBuffer)y).Data);
+    }
+
+    /// <inheritdoc />
+    public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
+    {
+        var w = (CpuWeight)weight;
+        Kernels.RmsNorm.AddAndNorm(((CpuBuffer)residual).Data, ((CpuBuffer)delta).Data, rows, (int)w.Shape[0], w.DType, w.Data, eps,
+            ((CpuBuffer)y).Data);
+    }
+
+    /// <inheritdoc />
+    public void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y)
+    {
+        var w = (CpuWeight)weight;
+        float* b = bias is null ? null : ((CpuWeight)bias).Float32;
+        Kernels.Linear.Forward(((CpuBuffer)x).Data, rows, (int)w.Shape[1], w.DType, w.Data, (int)w.Shape[0], b, ((CpuBuffer)y).Data, _pool);
+    }
+
+    /// <inheritdoc />
+    public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
+    {
+        var batch = Step;
+        fixed (float* cos = batch.Cos, sin = batch.Sin)
+            Kernels.Rotary.Apply(((CpuBuffer)q).Data, ((CpuBuffer)k).Data, batch.TokenCount, heads, kvHeads, headDim, cos, sin);
+    }
+
+    /// <inheritdoc />
+    public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
+        int heads, int kvHeads, int headDim, float scale, int slidingWindow)
+    {
+        var batch = Step;
+        var kv = (CpuKvCache)cache;
+        float* kc = kv.Keys(layer), vc = kv.Values(layer);
+        fixed (int* slots = batch.Slots)
+            PagedAttention.WriteKv(((CpuBuffer)k).Data, ((CpuBuffer)v).Data, batch.TokenCount, slots, kvHeads * headDim, kc, vc);
+        PagedAttention.Forward(((CpuBuffer)q).Data, ((CpuBuffer)output).Data, heads, kvHeads, headDim, scale, kc, vc,
+            kv.Shape.BlockSize, _sequences.AsSpan(0, batch.SequenceCount), slidingWindow, _pool);
+    }
+
+    /// <inheritdoc />
+    public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count) =>
+        Activations.SiluMul(((CpuBuffer)gate).Data, ((CpuBuffer)up).Data, ((CpuBuffer)y).Data, checked((int)count));
+
+    /// <inheritdoc />
+    public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y)
+    {
+        float* src = ((CpuBuffer)x).Data, dst = ((CpuBuffer)y).Data;
+        for (int i = 0; i < rows.Length; i++)
+            new ReadOnlySpan<float>(src + (long)rows[i] * width, width).CopyTo(new Span<float>(dst + (long)i * width, width));
+    }
+
+    /// <inheritdoc />
+    public void Download(DeviceBuffer source, Span<float> destination) =>
+        new ReadOnlySpan<float>(((CpuBuffer)source).Data, destination.Length).CopyTo(destination);
+
+    private ForwardBatch Step => _batch ?? throw new InvalidOperationException("BeginStep must be called before the step's operations");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _pool.Dispose();
+        NativeMemory.Free(_blockTables);
+        _blockTables = null;
+    }
+}
