@@ -257,7 +257,7 @@ def train(args, tok, data, counts):
     while True:
         elapsed = time.time() - start
         frac = step / args.steps if args.steps else elapsed / budget
-        if (args.steps and step >= args.steps) or (not args.steps and elapsed >= budget):
+        if (args.steps and step >= args.steps) or elapsed >= budget:  # --minutes caps a --steps run too
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, frac)
@@ -275,12 +275,12 @@ def train(args, tok, data, counts):
         if step == 1 or step % 100 == 0:
             torch.cuda.synchronize()
             el = time.time() - start
-            log(f"step {step:6d}  loss {float(loss):.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+            log(f"step {step:6d}  loss {float(loss.detach()):.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
                 f"{tokens / max(el, 1e-9) / 1e6:.2f}M tok/s  {el:6.1f}s")
-        if time.time() - last_eval >= args.eval_seconds:
+        if (step % args.eval_every == 0) if args.eval_every else (time.time() - last_eval >= args.eval_seconds):
             v = evaluate(model, val_sets, device)
             last_eval = time.time()
-            history.append({"step": step, "seconds": round(last_eval - start, 1), "train_loss": round(float(loss), 4),
+            history.append({"step": step, "seconds": round(last_eval - start, 1), "train_loss": round(float(loss.detach()), 4),
                             **{f"val_{k}": round(val, 4) for k, val in v.items()}})
             improved = best is None or v["all"] < best["val"]["all"]
             if improved:
@@ -290,7 +290,7 @@ def train(args, tok, data, counts):
     torch.cuda.synchronize()
     train_seconds = time.time() - start
     final = evaluate(model, val_sets, device)
-    history.append({"step": step, "seconds": round(train_seconds, 1), "train_loss": round(float(loss), 4),
+    history.append({"step": step, "seconds": round(train_seconds, 1), "train_loss": round(float(loss.detach()), 4),
                     **{f"val_{k}": round(val, 4) for k, val in final.items()}})
     log(f"trained {step} steps, {tokens:,} tokens in {train_seconds:.0f}s; final val "
         + " ".join(f"{k} {val:.4f}" for k, val in final.items()))
@@ -418,12 +418,13 @@ def main():
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--val-percent", type=int, default=4)
     ap.add_argument("--chat-fraction", type=float, default=0.1)
     ap.add_argument("--eval-seconds", type=float, default=15.0)
+    ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (instead of every --eval-seconds)")
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     args = ap.parse_args()
     t0 = time.time()
