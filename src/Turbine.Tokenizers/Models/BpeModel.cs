@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 
 namespace Turbine.Tokenizers.Models;
 
@@ -22,6 +23,7 @@ internal sealed class BpeModel
     private readonly int[]? _bmpCharIds;
     private readonly ConcurrentDictionary<string, int[]> _cache = new();
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cachedWords;
 
     [ThreadStatic] private static WordState? t_word;
 
@@ -57,7 +59,7 @@ internal sealed class BpeModel
         _idToToken = new string[maxId + 1];
         foreach (var (token, id) in vocab) _idToToken[id] = token;
 
-        _merges = new Dictionary<long, long>(merges.Count);
+        _merges = new Dictionary<long, long>(merges.Count, PairComparer.Instance);
         for (var rank = 0; rank < merges.Count; rank++)
         {
             var (left, right) = merges[rank];
@@ -114,10 +116,13 @@ internal sealed class BpeModel
         MergeAll(state);
         var start = ids.Count;
         for (var i = 0; i != -1; i = state.Next[i]) ids.Add(state.Ids[i]);
-        if (word.Length < MaxCachedWordLength && _cache.Count < CacheCapacity)
-            _cacheLookup.TryAdd(word, ids.GetRange(start, ids.Count - start).ToArray());
+        // A counter of our own: ConcurrentDictionary.Count takes every lock.
+        if (word.Length < MaxCachedWordLength && Volatile.Read(ref _cachedWords) < CacheCapacity
+            && _cacheLookup.TryAdd(word, ids.GetRange(start, ids.Count - start).ToArray()))
+            Interlocked.Increment(ref _cachedWords);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Split(ReadOnlySpan<char> word, WordState state)
     {
         state.Clear(word.Length * 4);
@@ -173,6 +178,9 @@ internal sealed class BpeModel
         return true;
     }
 
+    // Fully optimized from the first call: a long word (Llama-2 encodes a whole segment as one) runs this loop
+    // many thousands of times in a single call, before tiered compilation would promote it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MergeAll(WordState state)
     {
         var queue = state.Queue;
@@ -207,6 +215,17 @@ internal sealed class BpeModel
         var rank = merge >> 32;
         var newId = (int)merge;
         queue.Enqueue(((long)pos << 32) | (uint)newId, (rank << 32) | (uint)pos);
+    }
+
+    /// <summary>Hashes a (left, right) id pair well.</summary>
+    /// <remarks>long's own hash XORs the halves, so pairs of ids collide massively and merging slows by 50×.</remarks>
+    private sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long pair) => (int)(((ulong)pair * 0x9E3779B97F4A7C15UL) >> 32);
     }
 
     /// <summary>Per-thread scratch for one word: symbols as a doubly linked list over arrays.</summary>
