@@ -24,6 +24,10 @@ internal sealed class BpeModel
     private readonly ConcurrentDictionary<string, int[]> _cache = new();
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
     private int _cachedWords;
+    private readonly bool _splitsBeforeSpaceMarker;
+
+    // SentencePiece's word-start marker "▁".
+    private const char SpaceMarker = '\u2581';
 
     [ThreadStatic] private static WordState? t_word;
 
@@ -72,6 +76,20 @@ internal sealed class BpeModel
             _merges.TryAdd(PairKey(leftId, rightId), ((long)rank << 32) | (uint)mergedId);
         }
 
+        _splitsBeforeSpaceMarker = _prefix is null && _suffix is null && !ignoreMerges && vocab.ContainsKey(SpaceMarker.ToString());
+        foreach (var token in vocab.Keys)
+        {
+            if (!_splitsBeforeSpaceMarker) break;
+            for (var i = 1; i < token.Length; i++)
+            {
+                if (token[i] == SpaceMarker && token[i - 1] != SpaceMarker)
+                {
+                    _splitsBeforeSpaceMarker = false;
+                    break;
+                }
+            }
+        }
+
         if (byteFallback)
         {
             _byteFallbackIds = new int[256];
@@ -106,6 +124,16 @@ internal sealed class BpeModel
             ids.Add(wholeId);
             return;
         }
+        TokenizeCached(word, ids, mayChunk: true);
+    }
+
+    private void TokenizeCached(ReadOnlySpan<char> word, List<int> ids, bool mayChunk)
+    {
+        if (mayChunk && _splitsBeforeSpaceMarker)
+        {
+            TokenizeChunks(word, ids);
+            return;
+        }
         if (_cacheLookup.TryGetValue(word, out var cached))
         {
             ids.AddRange(cached);
@@ -120,6 +148,24 @@ internal sealed class BpeModel
         if (word.Length < MaxCachedWordLength && Volatile.Read(ref _cachedWords) < CacheCapacity
             && _cacheLookup.TryAdd(word, ids.GetRange(start, ids.Count - start).ToArray()))
             Interlocked.Increment(ref _cachedWords);
+    }
+
+    /// <summary>Tokenizes a word in chunks that each start at a "▁" following another char.</summary>
+    /// <remarks>
+    /// Only used when no vocabulary token has "▁" right after another char, so no merge can ever join two chunks and
+    /// the result equals merging the whole word; but each chunk is short and cacheable (Llama-2 has no pre-tokenizer
+    /// and would otherwise merge a whole paragraph at once, with no cache hits).
+    /// </remarks>
+    private void TokenizeChunks(ReadOnlySpan<char> word, List<int> ids)
+    {
+        var start = 0;
+        for (var i = 1; i < word.Length; i++)
+        {
+            if (word[i] != SpaceMarker || word[i - 1] == SpaceMarker) continue;
+            TokenizeCached(word[start..i], ids, mayChunk: false);
+            start = i;
+        }
+        TokenizeCached(word[start..], ids, mayChunk: false);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
