@@ -50,6 +50,6 @@ public sealed class IncrementalDecoder
         var prefixText = _tokenizer.Decode(ids[_prefixOffset.._readOffset], _skipSpecialTokens);
         var newText = _tokenizer.Decode(ids[_prefixOffset..], _skipSpecialTokens);
         _prefixOffset = _readOffset = _ids.Count;
-        return newText.StartsWith(prefixText, StringComparison.Ordinal) ? newText[prefixText.Length..] : newText;
+        return newText.Length > prefixText.Length ? newText[prefixText.Length..] : "";
     }
 }
