@@ -126,7 +126,10 @@ def tiny_models(inputs, out):
             model = model_cls(cfg).eval()
             randomize(model, 0.15)
             # Round the weights through the storage dtype so the float32 reference sees exactly what is saved.
-            model = model.to(dtype).to(torch.float32)
+            # Parameters only: model.to(dtype) would also round buffers such as the rotary inv_freq.
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.to(dtype).to(torch.float32))
             mdir = os.path.join(out, "models", name)
             os.makedirs(mdir, exist_ok=True)
             saved = model_cls(cfg).to(dtype)

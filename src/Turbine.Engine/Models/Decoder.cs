@@ -17,6 +17,7 @@ public sealed class Decoder : IDisposable
     private readonly RotaryEmbedding _rotary;
     private readonly DeviceBuffer _hidden, _normed, _q, _k, _v, _attention, _delta, _gate, _up, _gathered, _logits;
     private readonly float _eps;
+    private readonly int[] _windows;
     private readonly float _scale;
 
     private Decoder(string directory, HfModelConfig config, ModelFamily family, Checkpoint checkpoint, DecoderWeights weights,
@@ -31,6 +32,12 @@ public sealed class Decoder : IDisposable
         _weights = weights;
         _rotary = new RotaryEmbedding(config.Rope, config.HeadDim, config.MaxPositionEmbeddings);
         _eps = (float)config.RmsNormEps;
+        _windows = new int[config.NumLayers];
+        for (int i = 0; i < _windows.Length; i++)
+        {
+            int model = config.SlidingWindows[i], cap = limits.MaxAttentionWindow;
+            _windows[i] = model == 0 ? cap : cap == 0 ? model : Math.Min(model, cap);
+        }
         _scale = 1f / MathF.Sqrt(config.HeadDim);
         long t = limits.MaxTokensPerStep;
         long qDim = (long)config.NumHeads * config.HeadDim, kvDim = (long)config.NumKvHeads * config.HeadDim;
@@ -114,7 +121,7 @@ public sealed class Decoder : IDisposable
             b.Linear(_normed, tokens, w.Key, w.KeyBias, _k);
             b.Linear(_normed, tokens, w.Value, w.ValueBias, _v);
             b.Rotary(_q, c.NumHeads, _k, c.NumKvHeads, c.HeadDim);
-            b.Attention(cache, i, _q, _k, _v, _attention, c.NumHeads, c.NumKvHeads, c.HeadDim, _scale, c.SlidingWindows[i]);
+            b.Attention(cache, i, _q, _k, _v, _attention, c.NumHeads, c.NumKvHeads, c.HeadDim, _scale, _windows[i]);
             b.Linear(_attention, tokens, w.Output, w.OutputBias, _delta);
             b.AddRmsNorm(_hidden, _delta, tokens, w.PostAttentionNorm, _eps, _normed);
             b.Linear(_normed, tokens, w.Gate, w.GateBias, _gate);
@@ -157,7 +164,8 @@ public sealed class Decoder : IDisposable
 /// <param name="MaxTokensPerStep">Tokens of all sequences together in one step (max_num_tokens).</param>
 /// <param name="MaxSequencesPerStep">Sequences in one step (max_batch_size).</param>
 /// <param name="MaxLogitRows">Rows of logits one step may return (more than one per sequence only for context logits); 0 means one per sequence.</param>
-public readonly record struct DecoderLimits(int MaxTokensPerStep = 2048, int MaxSequencesPerStep = 64, int MaxLogitRows = 0)
+/// <param name="MaxAttentionWindow">Caps every layer's attention window (max_attention_window_size); 0 keeps the model's.</param>
+public readonly record struct DecoderLimits(int MaxTokensPerStep = 2048, int MaxSequencesPerStep = 64, int MaxLogitRows = 0, int MaxAttentionWindow = 0)
 {
     /// <summary>Rows of logits one step may return.</summary>
     public int LogitRows => MaxLogitRows > 0 ? MaxLogitRows : MaxSequencesPerStep;

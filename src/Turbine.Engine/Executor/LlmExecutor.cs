@@ -1,0 +1,522 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Turbine.Engine.Backends;
+using Turbine.Engine.KvCache;
+using Turbine.Engine.Models;
+
+namespace Turbine.Engine.Executor;
+
+/// <summary>
+/// The batch manager: requests go in through <see cref="Submit"/>, one loop thread owns the running batch and the
+/// KV cache, and each step packs the next token of every generating request with chunks of prompts still being
+/// prefilled, under max_num_tokens and max_batch_size. Outputs stream back through per-request channels.
+/// </summary>
+public sealed class LlmExecutor : IAsyncDisposable, IDisposable
+{
+    private readonly Decoder _decoder;
+    private readonly ExecutorOptions _options;
+    private readonly KvCacheManager _kv;
+    private readonly KvCacheStorage _storage;
+    private readonly ForwardBatch _batch;
+    private readonly float[] _logits;
+    private readonly float[] _scratch;
+    private readonly int[] _order;
+    private readonly int[] _defaultEndIds;
+    private readonly int _maxInputLen;
+    private readonly int _maxSeqLen;
+    private readonly Channel<RequestState> _incoming = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly LinkedList<RequestState> _waiting = new();
+    private readonly List<RequestState> _running = [];
+    private readonly List<(RequestState Request, int Take, int FirstRow, bool AllRows)> _scheduled = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _loop;
+    private long _nextId;
+    private int _queued;
+    private int _active;
+    private long _iterations;
+    private long _completed;
+    private long _preemptions;
+    private int _lastBatch, _lastContextTokens, _lastGenerationTokens;
+    private DateTime _oldestWaitingSince;
+    private Exception? _fault;
+
+    /// <summary>Runs <paramref name="decoder"/> under <paramref name="options"/>; the decoder's limits must cover the step limits.</summary>
+    public LlmExecutor(Decoder decoder, ExecutorOptions options)
+    {
+        _decoder = decoder;
+        _options = options;
+        var config = decoder.Config;
+        if (decoder.Limits.MaxTokensPerStep < options.MaxNumTokens || decoder.Limits.MaxSequencesPerStep < options.MaxBatchSize)
+            throw new ArgumentException($"the decoder was loaded for {decoder.Limits.MaxTokensPerStep} tokens and {decoder.Limits.MaxSequencesPerStep} sequences per step, "
+                + $"less than max_num_tokens {options.MaxNumTokens} and max_batch_size {options.MaxBatchSize}; load it with {nameof(DecoderLimitsFor)}");
+        int blockSize = options.TokensPerBlock;
+        int blocks = options.MaxTokensInPagedKvCache is int tokens
+            ? Math.Max(1, tokens / blockSize)
+            : (int)Math.Max(1, Math.Min(int.MaxValue, options.KvCacheMemoryBytes / decoder.KvShape(1, blockSize).BytesPerBlock));
+        _kv = new KvCacheManager(blocks, blockSize, options.EnableKvCacheReuse);
+        _storage = decoder.Backend.AllocateKvCache(decoder.KvShape(blocks, blockSize));
+        _batch = decoder.CreateBatch();
+        _logits = new float[(long)decoder.Limits.LogitRows * config.VocabSize];
+        _scratch = new float[config.VocabSize];
+        _order = new int[config.VocabSize];
+        _defaultEndIds = config.EosTokenIds;
+        _maxSeqLen = options.MaxSeqLen > 0 ? options.MaxSeqLen : Math.Max(config.MaxPositionEmbeddings, 1);
+        _maxInputLen = options.MaxInputLen > 0 ? Math.Min(options.MaxInputLen, _maxSeqLen - 1) : _maxSeqLen - 1;
+        _loop = new Thread(Loop) { IsBackground = true, Name = "Turbine executor loop" };
+        _loop.Start();
+    }
+
+    /// <summary>Decoder limits that fit <paramref name="options"/>: its step sizes, and logit rows for context logits.</summary>
+    public static DecoderLimits DecoderLimitsFor(ExecutorOptions options) =>
+        new(options.MaxNumTokens, options.MaxBatchSize, Math.Max(options.MaxBatchSize, Math.Min(options.MaxNumTokens, 512)), options.MaxAttentionWindowSize);
+
+    /// <summary>The model being served.</summary>
+    public Decoder Decoder => _decoder;
+
+    /// <summary>The executor's configuration.</summary>
+    public ExecutorOptions Options => _options;
+
+    /// <summary>KV cache capacity in tokens.</summary>
+    public int KvCapacityTokens => _kv.TotalBlocks * _kv.BlockSize;
+
+    /// <summary>
+    /// Queues <paramref name="request"/> and returns its outputs as they are produced. Invalid requests, and requests
+    /// beyond the queue limit, are refused at once with <see cref="RequestRejectedException"/>. Cancelling
+    /// <paramref name="cancellationToken"/>, or abandoning the enumeration, frees the request's KV blocks within one step.
+    /// </summary>
+    public IAsyncEnumerable<GenerationOutput> Submit(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        if (_fault is not null)
+            throw new InvalidOperationException("the executor stopped after an internal error", _fault);
+        Validate(request);
+        if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later");
+        }
+        var endIds = request.EndId is int end ? [end] : _defaultEndIds;
+        var state = new RequestState(Interlocked.Increment(ref _nextId), request, endIds, _decoder.Config.VocabSize);
+        if (!_incoming.Writer.TryWrite(state))
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new RequestRejectedException("the executor is shutting down");
+        }
+        return Read(state, cancellationToken);
+    }
+
+    private static async IAsyncEnumerable<GenerationOutput> Read(RequestState state, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var registration = cancellationToken.Register(static s => ((RequestState)s!).CancelRequested = true, state);
+        try
+        {
+            while (await state.Outputs.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+                while (state.Outputs.Reader.TryRead(out var output))
+                {
+                    yield return output;
+                    if (output.IsFinal)
+                        yield break;
+                }
+        }
+        finally
+        {
+            // A consumer that stops early (a client that went away) cancels the request.
+            state.CancelRequested = true;
+        }
+    }
+
+    private void Validate(GenerationRequest r)
+    {
+        int vocab = _decoder.Config.VocabSize;
+        if (r.PromptIds.Length == 0)
+            throw new RequestRejectedException("the prompt is empty");
+        if (r.PromptIds.Length > _maxInputLen)
+            throw new RequestRejectedException($"the prompt has {r.PromptIds.Length} tokens, more than max_input_len {_maxInputLen}");
+        if (r.MaxTokens <= 0)
+            throw new RequestRejectedException($"max_tokens must be positive, got {r.MaxTokens}");
+        if (r.PromptIds.Length + r.MaxTokens > _maxSeqLen)
+            throw new RequestRejectedException($"prompt ({r.PromptIds.Length} tokens) plus max_tokens ({r.MaxTokens}) exceeds max_seq_len {_maxSeqLen}");
+        if (r.Sampling.Validate(_options.MaxBeamWidth) is { } bad)
+            throw new RequestRejectedException(bad);
+        if (r.Sampling.BeamWidth > 1)
+            throw new RequestRejectedException("beam search (beam_width > 1) is not implemented by this executor yet");
+        foreach (int id in r.PromptIds)
+            if ((uint)id >= (uint)vocab)
+                throw new RequestRejectedException($"token id {id} is outside the vocabulary [0, {vocab})");
+        if (r.EndId is int end && (uint)end >= (uint)vocab)
+            throw new RequestRejectedException($"end_id {end} is outside the vocabulary [0, {vocab})");
+        foreach (var words in (ReadOnlySpan<int[][]>)[r.StopWords, r.BadWords])
+            foreach (var w in words)
+                if (w.Length == 0)
+                    throw new RequestRejectedException("stop_words and bad_words entries must not be empty");
+        if (r.ReturnContextLogits && r.PromptIds.Length > _decoder.Limits.LogitRows * 64)
+            throw new RequestRejectedException("return_context_logits is limited to prompts of " + _decoder.Limits.LogitRows * 64 + " tokens");
+        if (_kv.BlocksFor(r.PromptIds.Length + r.MaxTokens) > _kv.TotalBlocks)
+            throw new RequestRejectedException(
+                $"prompt plus max_tokens ({r.PromptIds.Length + r.MaxTokens} tokens) can never fit the KV cache of {KvCapacityTokens} tokens");
+    }
+
+    /// <summary>A snapshot of the counters.</summary>
+    public ExecutorStatistics GetStatistics() => new()
+    {
+        ActiveRequests = Volatile.Read(ref _active),
+        QueuedRequests = Math.Max(0, Volatile.Read(ref _queued)),
+        MaxKvBlocks = _kv.TotalBlocks,
+        FreeKvBlocks = _kv.FreeBlocks,
+        UsedKvBlocks = _kv.UsedBlocks,
+        TokensPerBlock = _kv.BlockSize,
+        ReuseHits = _kv.ReuseHits,
+        Iterations = Interlocked.Read(ref _iterations),
+        LastStepBatchSize = _lastBatch,
+        LastStepContextTokens = _lastContextTokens,
+        LastStepGenerationTokens = _lastGenerationTokens,
+        CompletedRequests = Interlocked.Read(ref _completed),
+        Preemptions = Interlocked.Read(ref _preemptions),
+    };
+
+    private void Loop()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                DrainIncoming();
+                if (_running.Count == 0 && _waiting.Count == 0)
+                {
+                    WaitForWork(Timeout.InfiniteTimeSpan);
+                    continue;
+                }
+                if (!Step())
+                    WaitForWork(TimeSpan.FromMilliseconds(1));
+            }
+        }
+        catch (Exception e)
+        {
+            _fault = e;
+        }
+        finally
+        {
+            FailAll(_fault is null ? FinishReason.Cancelled : FinishReason.Cancelled);
+        }
+    }
+
+    private void WaitForWork(TimeSpan timeout)
+    {
+        try
+        {
+            _incoming.Reader.WaitToReadAsync(_stop.Token).AsTask().Wait(timeout);
+        }
+        catch (AggregateException e) when (e.InnerException is OperationCanceledException)
+        {
+        }
+    }
+
+    private void DrainIncoming()
+    {
+        while (_incoming.Reader.TryRead(out var r))
+        {
+            if (_waiting.Count == 0)
+                _oldestWaitingSince = DateTime.UtcNow;
+            _waiting.AddLast(r);
+        }
+    }
+
+    /// <summary>One iteration: admit, schedule, forward, sample, emit. False when nothing could run yet.</summary>
+    private bool Step()
+    {
+        DropCancelled();
+        Admit();
+        if (_running.Count == 0)
+            return false;
+        Schedule();
+        if (_batch.TokenCount == 0)
+            return false;
+        _decoder.Forward(_batch, _storage, _logits);
+        _iterations++;
+        Complete();
+        return true;
+    }
+
+    private void DropCancelled()
+    {
+        for (int i = _running.Count - 1; i >= 0; i--)
+            if (_running[i].CancelRequested)
+            {
+                var r = _running[i];
+                r.Finish = FinishReason.Cancelled;
+                Finish(r);
+            }
+        for (var node = _waiting.First; node is not null;)
+        {
+            var next = node.Next;
+            if (node.Value.CancelRequested)
+            {
+                _waiting.Remove(node);
+                Interlocked.Decrement(ref _queued);
+                node.Value.Finish = FinishReason.Cancelled;
+                Emit(node.Value, final: true);
+            }
+            node = next;
+        }
+    }
+
+    private void Admit()
+    {
+        if (_options.Batching == BatchingMode.Static)
+        {
+            // A static batch starts only when the previous one is done, and (emulated) when full or timed out.
+            if (_running.Count > 0 || _waiting.Count == 0)
+                return;
+            if (_waiting.Count < _options.MaxBatchSize && DateTime.UtcNow - _oldestWaitingSince < _options.StaticBatchTimeout)
+                return;
+        }
+        while (_waiting.First is { } node && _running.Count < _options.MaxBatchSize)
+        {
+            var r = node.Value;
+            r.ReusedTokens = _kv.AttachCachedPrefix(r.Blocks, r.Tokens.AsSpan(0, r.Count));
+            r.Computed = r.ReusedTokens;
+            int need = _options.Policy == SchedulerPolicy.GuaranteedNoEvict ? r.PromptLength + r.Request.MaxTokens : r.Count;
+            if (!_kv.TryReserve(r.Blocks, need))
+            {
+                _kv.Release(r.Blocks);
+                r.Computed = 0;
+                r.ReusedTokens = 0;
+                break;
+            }
+            _waiting.RemoveFirst();
+            _oldestWaitingSince = DateTime.UtcNow;
+            Interlocked.Decrement(ref _queued);
+            Interlocked.Increment(ref _active);
+            _running.Add(r);
+        }
+    }
+
+    private void Schedule()
+    {
+        _batch.Clear();
+        _scheduled.Clear();
+        int contextTokens = 0, generationTokens = 0;
+        // Generating requests first (one token each), so prefill never starves decode; then prompt chunks.
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < _running.Count; i++)
+            {
+                var r = _running[i];
+                int remaining = r.Count - r.Computed;
+                bool decoding = remaining == 1 && r.Generated > 0;
+                if (decoding != (pass == 0) || remaining <= 0)
+                    continue;
+                int take = Math.Min(remaining, _batch.FreeTokens);
+                bool allRows = r.Request.ReturnContextLogits && r.Computed < r.PromptLength;
+                if (allRows)
+                    take = Math.Min(take, _batch.LogitRows.Length - _batch.LogitRowCount);
+                if (take <= 0 || _batch.SequenceCount == _batch.MaxSequences)
+                    continue;
+                bool reachesEnd = r.Computed + take == r.Count;
+                if (!allRows && reachesEnd && _batch.LogitRowCount == _batch.LogitRows.Length)
+                    continue;
+                if (!EnsureBlocks(r, r.Computed + take))
+                    continue;
+                int firstRow = _batch.LogitRowCount;
+                _batch.Add(r.Tokens.AsSpan(r.Computed, take), r.Computed, r.Blocks.Table, _kv.BlockSize, wantLogits: reachesEnd, allLogits: allRows);
+                _scheduled.Add((r, take, firstRow, allRows));
+                if (decoding)
+                    generationTokens++;
+                else
+                    contextTokens += take;
+            }
+        _lastBatch = _scheduled.Count;
+        _lastContextTokens = contextTokens;
+        _lastGenerationTokens = generationTokens;
+    }
+
+    /// <summary>Blocks for <paramref name="tokens"/> tokens of <paramref name="r"/>, preempting newer requests not in this step if needed.</summary>
+    private bool EnsureBlocks(RequestState r, int tokens)
+    {
+        while (!_kv.TryReserve(r.Blocks, tokens))
+        {
+            RequestState? victim = null;
+            for (int i = _running.Count - 1; i >= 0 && victim is null; i--)
+                if (!InStep(_running[i]))
+                    victim = _running[i];
+            if (victim is null)
+                return false;
+            Preempt(victim);
+            if (victim == r)
+                return false;
+        }
+        return true;
+    }
+
+    private bool InStep(RequestState r)
+    {
+        foreach (var s in _scheduled)
+            if (s.Request == r)
+                return true;
+        return false;
+    }
+
+    private void Preempt(RequestState r)
+    {
+        // Recompute later from scratch: its generated tokens stay and are prefilled again with the prompt.
+        _kv.Release(r.Blocks);
+        r.Computed = 0;
+        _running.Remove(r);
+        Interlocked.Decrement(ref _active);
+        Interlocked.Increment(ref _queued);
+        Interlocked.Increment(ref _preemptions);
+        _waiting.AddFirst(r);
+    }
+
+    private void Complete()
+    {
+        int vocab = _decoder.Config.VocabSize;
+        foreach (var (r, take, firstRow, allRows) in _scheduled)
+        {
+            int start = r.Computed;
+            r.Computed += take;
+            if (allRows && r.ContextLogits is { } context)
+            {
+                int promptRows = Math.Min(take, r.PromptLength - start);
+                _logits.AsSpan(firstRow * vocab, promptRows * vocab).CopyTo(context.AsSpan(start * vocab));
+            }
+            _kv.RegisterComputed(r.Blocks, r.Tokens.AsSpan(0, r.Count), Math.Min(r.Computed, r.PromptLength));
+            if (r.Computed < r.Count)
+                continue;
+            int row = allRows ? firstRow + take - 1 : firstRow;
+            Sample(r, _logits.AsSpan(row * vocab, vocab));
+        }
+    }
+
+    private void Sample(RequestState r, Span<float> logits)
+    {
+        if (r.GenerationLogits is { } generationLogits)
+            logits.CopyTo(generationLogits.AsSpan(r.Generated * logits.Length));
+        var generated = r.Tokens.AsSpan(r.PromptLength, r.Generated);
+        int token = r.Sampler.Next(logits, generated, r.EndIds, r.Request.BadWords, _scratch, _order, out float logProb);
+        if (Array.IndexOf(r.EndIds, token) >= 0)
+            r.Finish = FinishReason.EndId;
+        else
+        {
+            if (r.LogProbs is { } logProbs)
+                logProbs[r.Generated] = logProb;
+            r.CumLogProb += logProb;
+            r.Tokens[r.Count++] = token;
+            r.Sampler.Accept(token);
+            if (EndsWithStopWord(r, out int stopLength))
+            {
+                r.Count -= stopLength;
+                r.Finish = FinishReason.StopWords;
+            }
+            else if (r.Generated >= r.Request.MaxTokens || r.Count >= _maxSeqLen)
+                r.Finish = FinishReason.Length;
+        }
+        if (r.Finish != FinishReason.None)
+            Finish(r);
+        else if (r.Request.Streaming)
+            Emit(r, final: false);
+    }
+
+    private static bool EndsWithStopWord(RequestState r, out int length)
+    {
+        var generated = r.Tokens.AsSpan(r.PromptLength, r.Generated);
+        foreach (var w in r.Request.StopWords)
+            if (generated.EndsWith(w))
+            {
+                length = w.Length;
+                return true;
+            }
+        length = 0;
+        return false;
+    }
+
+    /// <summary>Generated tokens that might be the start of a stop word, held back from streaming until resolved.</summary>
+    private static int HeldBack(RequestState r)
+    {
+        if (r.StopWordLength == 0)
+            return 0;
+        var generated = r.Tokens.AsSpan(r.PromptLength, r.Generated);
+        int held = 0;
+        foreach (var w in r.Request.StopWords)
+            for (int k = Math.Min(w.Length - 1, generated.Length); k > held; k--)
+                if (generated[^k..].SequenceEqual(w.AsSpan(0, k)))
+                {
+                    held = k;
+                    break;
+                }
+        return held;
+    }
+
+    private void Finish(RequestState r)
+    {
+        _kv.Release(r.Blocks);
+        _running.Remove(r);
+        Interlocked.Decrement(ref _active);
+        Interlocked.Increment(ref _completed);
+        Emit(r, final: true);
+    }
+
+    private void Emit(RequestState r, bool final)
+    {
+        var q = r.Request;
+        int from = q.Streaming ? r.Emitted : 0;
+        int to = final ? r.Generated : r.Generated - HeldBack(r);
+        if (!final && to <= from)
+            return;
+        int[] ids;
+        if (!q.Streaming && !q.ExcludeInputInOutput)
+            ids = r.Tokens.AsSpan(0, r.PromptLength + to).ToArray();
+        else
+            ids = r.Tokens.AsSpan(r.PromptLength + from, to - from).ToArray();
+        r.Emitted = to;
+        var output = new GenerationOutput
+        {
+            RequestId = r.Id,
+            TokenIds = [ids],
+            IsFinal = final,
+            FinishReasons = [final ? r.Finish : FinishReason.None],
+            LogProbs = r.LogProbs is { } lp ? [lp.AsSpan(from, to - from).ToArray()] : null,
+            CumLogProbs = r.LogProbs is not null ? [r.CumLogProb] : null,
+            ContextLogits = final ? r.ContextLogits : null,
+            GenerationLogits = final && r.GenerationLogits is { } g ? g.AsSpan(0, r.Generated * _decoder.Config.VocabSize).ToArray() : null,
+            PromptTokens = r.PromptLength,
+            ReusedPromptTokens = r.ReusedTokens,
+        };
+        r.Outputs.Writer.TryWrite(output);
+        if (final)
+            r.Outputs.Writer.TryComplete();
+    }
+
+    private void FailAll(FinishReason reason)
+    {
+        foreach (var r in _running.ToArray())
+        {
+            r.Finish = reason;
+            Finish(r);
+        }
+        DrainIncoming();
+        foreach (var r in _waiting)
+        {
+            r.Finish = reason;
+            Emit(r, final: true);
+        }
+        _waiting.Clear();
+    }
+
+    /// <summary>Stops the loop; requests still running or queued end with <see cref="FinishReason.Cancelled"/>.</summary>
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested)
+            return;
+        _incoming.Writer.TryComplete();
+        _stop.Cancel();
+        _loop.Join();
+        _storage.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

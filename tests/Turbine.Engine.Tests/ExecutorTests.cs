@@ -1,0 +1,265 @@
+using Turbine.Backends.Cpu;
+using Turbine.Engine.Executor;
+using Turbine.Engine.Models;
+using Turbine.Engine.Sampling;
+
+namespace Turbine.Engine.Tests;
+
+/// <summary>The in-flight batching executor: outputs equal transformers' references however requests are batched.</summary>
+public sealed class ExecutorTests
+{
+    private static LlmExecutor Start(string model, ExecutorOptions options, out CpuBackend backend)
+    {
+        backend = new CpuBackend(2);
+        var decoder = Decoder.Load(RepositoryPaths.Fixture("models", model), backend, LlmExecutor.DecoderLimitsFor(options));
+        return new LlmExecutor(decoder, options);
+    }
+
+    private static async Task<GenerationOutput> Final(IAsyncEnumerable<GenerationOutput> outputs)
+    {
+        GenerationOutput? last = null;
+        await foreach (var o in outputs)
+            last = o;
+        return last!;
+    }
+
+    private static GenerationRequest Greedy(int[] prompt, int maxTokens = 24, bool streaming = false) =>
+        new() { PromptIds = prompt, MaxTokens = maxTokens, EndId = -1 is var none && false ? none : null, Streaming = streaming };
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("qwen2-sharded")]
+    [InlineData("mistral-swa")]
+    public async Task RequestsArrivingWhileOthersRunGetTheirReferenceContinuations(string model)
+    {
+        var reference = ReferenceModel.Load(model);
+        using var executor = Start(model, new ExecutorOptions { MaxNumTokens = 32, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 }, out var backend);
+        using var _ = backend;
+        // The first request streams; the others join after it has produced tokens, with prompts of other lengths.
+        var first = executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: true) with { EndId = 1023 });
+        var streamed = new List<int>();
+        var tasks = new List<Task<GenerationOutput>>();
+        await foreach (var o in first)
+        {
+            streamed.AddRange(o.TokenIds[0]);
+            if (tasks.Count == 0 && streamed.Count >= 3)
+                for (int i = 1; i < reference.Cases.Length; i++)
+                    tasks.Add(Final(executor.Submit(Greedy(reference.Cases[i].PromptIds) with { EndId = 1023 })));
+        }
+        Assert.Equal(reference.Cases[0].GreedyIds, streamed);
+        for (int i = 1; i < reference.Cases.Length; i++)
+            Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i - 1]).TokenIds[0]);
+    }
+
+    [Fact]
+    public async Task PrefixReuseReportsHitsAndChangesNoOutput()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 512, TokensPerBlock = 4, EnableKvCacheReuse = true };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var c = reference.Cases[2];
+        var cold = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }));
+        var warm = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }));
+        Assert.Equal(0, cold.ReusedPromptTokens);
+        Assert.Equal((c.PromptIds.Length - 1) / 4 * 4, warm.ReusedPromptTokens);
+        Assert.True(executor.GetStatistics().ReuseHits > 0);
+        Assert.Equal(c.GreedyIds, cold.TokenIds[0]);
+        Assert.Equal(c.GreedyIds, warm.TokenIds[0]);
+    }
+
+    [Fact]
+    public async Task UnderPreemptionEveryRequestCompletesWithIdenticalOutput()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        // 80 tokens of KV: one request at a time fits (≤ 68 tokens), three at once do not.
+        var options = new ExecutorOptions
+        {
+            MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 80, TokensPerBlock = 4, Policy = SchedulerPolicy.MaxUtilization,
+        };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        for (int i = 0; i < tasks.Length; i++)
+            Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
+        var stats = executor.GetStatistics();
+        Assert.True(stats.Preemptions > 0, "the budget was meant to force preemption");
+        Assert.Equal(stats.MaxKvBlocks, stats.FreeKvBlocks);
+    }
+
+    [Fact]
+    public async Task GuaranteedNoEvictQueuesInsteadOfPreempting()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 80, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        for (int i = 0; i < tasks.Length; i++)
+            Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
+        Assert.Equal(0, executor.GetStatistics().Preemptions);
+    }
+
+    [Fact]
+    public async Task StaticBatchingGivesTheSameOutputs()
+    {
+        var reference = ReferenceModel.Load("qwen2-sharded");
+        var options = new ExecutorOptions
+        {
+            MaxNumTokens = 64, MaxBatchSize = 3, MaxTokensInPagedKvCache = 512, TokensPerBlock = 4,
+            Batching = BatchingMode.Static, StaticBatchTimeout = TimeSpan.FromMilliseconds(50),
+        };
+        using var executor = Start("qwen2-sharded", options, out var backend);
+        using var _ = backend;
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        for (int i = 0; i < tasks.Length; i++)
+            Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
+    }
+
+    [Fact]
+    public async Task CancelledRequestFreesItsBlocksWithinAStep()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        using var cts = new CancellationTokenSource();
+        var outputs = executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true) with { EndId = 1023 }, cts.Token);
+        GenerationOutput? last = null;
+        await foreach (var o in outputs)
+        {
+            last = o;
+            if (!o.IsFinal)
+                cts.Cancel();
+        }
+        Assert.True(last!.IsFinal);
+        Assert.Equal(FinishReason.Cancelled, last.FinishReasons[0]);
+        var stats = executor.GetStatistics();
+        Assert.Equal(stats.MaxKvBlocks, stats.FreeKvBlocks);
+        Assert.Equal(0, stats.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task AbandonedEnumerationCancelsTheRequest()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true) with { EndId = 1023 }))
+            break;
+        // A short follow-up request runs after the loop has dropped the abandoned one.
+        await Final(executor.Submit(Greedy(reference.Cases[1].PromptIds, maxTokens: 2) with { EndId = 1023 }));
+        var stats = executor.GetStatistics();
+        Assert.Equal(stats.MaxKvBlocks, stats.FreeKvBlocks);
+    }
+
+    [Fact]
+    public async Task SeededSamplingIsReproducible()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        GenerationRequest Sampled(ulong seed) => Greedy(reference.Cases[1].PromptIds, 32) with
+        {
+            EndId = 1023, Sampling = new SamplingParams { Temperature = 1.5f, TopK = 50, TopP = 0.95f, Seed = seed },
+        };
+        var a = await Final(executor.Submit(Sampled(7)));
+        var b = await Final(executor.Submit(Sampled(7)));
+        var c = await Final(executor.Submit(Sampled(8)));
+        Assert.Equal(a.TokenIds[0], b.TokenIds[0]);
+        Assert.NotEqual(a.TokenIds[0], c.TokenIds[0]);
+        Assert.NotEqual(reference.Cases[1].GreedyIds, a.TokenIds[0]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task StopWordsCutTheOutputBeforeTheStopSequence(bool streaming)
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var greedy = reference.Cases[0].GreedyIds;
+        int[] stop = [greedy[5], greedy[6]];
+        var tokens = new List<int>();
+        GenerationOutput? last = null;
+        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: streaming) with { EndId = 1023, StopWords = [stop, [1022, 1021]] }))
+        {
+            tokens.AddRange(o.TokenIds[0]);
+            last = o;
+        }
+        Assert.Equal(greedy[..5], tokens);
+        Assert.Equal(FinishReason.StopWords, last!.FinishReasons[0]);
+    }
+
+    [Fact]
+    public async Task BadWordsEndIdAndMinLengthSteerTheOutput()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var c = reference.Cases[0];
+        var banned = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023, BadWords = [[c.GreedyIds[0]]] }));
+        Assert.NotEqual(c.GreedyIds[0], banned.TokenIds[0][0]);
+
+        var ended = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = c.GreedyIds[3] }));
+        Assert.Equal(c.GreedyIds[..3], ended.TokenIds[0]);
+        Assert.Equal(FinishReason.EndId, ended.FinishReasons[0]);
+
+        var atLeast = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = c.GreedyIds[3], Sampling = new SamplingParams { MinLength = 4 } }));
+        Assert.True(atLeast.TokenIds[0].Length >= 4);
+        Assert.Equal(c.GreedyIds[..3], atLeast.TokenIds[0][..3]);
+    }
+
+    [Fact]
+    public async Task LogProbsAndContextLogitsAgreeWithTransformersLogits()
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 8, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var c = reference.Cases[0];
+        var o = await Final(executor.Submit(Greedy(c.PromptIds, 4) with
+        {
+            EndId = 1023, ReturnLogProbs = true, ReturnContextLogits = true, ReturnGenerationLogits = true, ExcludeInputInOutput = false,
+        }));
+        Assert.Equal([.. c.PromptIds, .. c.GreedyIds[..4]], o.TokenIds[0]);
+        double max = c.LastLogits.Max(), lse = max + Math.Log(c.LastLogits.Sum(v => Math.Exp(v - max)));
+        Assert.Equal(c.LastLogits[c.GreedyIds[0]] - lse, o.LogProbs![0][0], 3);
+        Assert.Equal(o.LogProbs[0].Sum(), o.CumLogProbs![0], 3);
+        int vocab = c.LastLogits.Length;
+        var lastContextRow = o.ContextLogits!.AsSpan((c.PromptIds.Length - 1) * vocab, vocab).ToArray();
+        Assert.True(DecoderReferenceTests.RelativeL2(lastContextRow, c.LastLogits) < 1e-4);
+        Assert.True(DecoderReferenceTests.RelativeL2(o.GenerationLogits!.AsSpan(0, vocab), c.LastLogits) < 1e-4);
+    }
+
+    public static TheoryData<string, GenerationRequest> BadRequests() => new()
+    {
+        { "empty", new GenerationRequest { PromptIds = [], MaxTokens = 4 } },
+        { "max_input_len", new GenerationRequest { PromptIds = new int[300], MaxTokens = 4 } },
+        { "max_tokens", new GenerationRequest { PromptIds = [5], MaxTokens = 0 } },
+        { "max_seq_len", new GenerationRequest { PromptIds = [5], MaxTokens = 1000 } },
+        { "top_p", new GenerationRequest { PromptIds = [5], MaxTokens = 4, Sampling = new SamplingParams { Temperature = 1, TopP = 1.5f } } },
+        { "temperature", new GenerationRequest { PromptIds = [5], MaxTokens = 4, Sampling = new SamplingParams { Temperature = -1 } } },
+        { "beam_width", new GenerationRequest { PromptIds = [5], MaxTokens = 4, Sampling = new SamplingParams { BeamWidth = 4 } } },
+        { "vocabulary", new GenerationRequest { PromptIds = [5, 4096], MaxTokens = 4 } },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task BadRequestsFailPreciselyAndOthersGoOn(string expected, GenerationRequest bad)
+    {
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4, MaxSeqLen = 256 };
+        using var executor = Start("llama-gqa", options, out var backend);
+        using var _ = backend;
+        var good = Final(executor.Submit(Greedy(reference.Cases[1].PromptIds) with { EndId = 1023 }));
+        var e = Assert.Throws<RequestRejectedException>(() => executor.Submit(bad));
+        Assert.Contains(expected, e.Message);
+        Assert.Equal(reference.Cases[1].GreedyIds, (await good).TokenIds[0]);
+    }
+}
