@@ -3,10 +3,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Turbine.Backends.Cpu;
 using Turbine.Bench.Decode;
-using Turbine.Engine.Generation;
-using Turbine.Engine.KvCache;
+using Turbine.Engine.Executor;
 using Turbine.Engine.Models;
-using Turbine.Engine.Sampling;
 
 // CPU decode throughput at batch 1 against the memory-bandwidth floor:
 //   dotnet run -c Release --project bench/Turbine.Bench.Decode -- [--model DIR] [--tokens 128] [--prompt 16] [--threads 0]
@@ -34,29 +32,18 @@ if (model is null)
     }
 }
 
+var options = new ExecutorOptions { MaxBatchSize = 1, MaxNumTokens = 256, TokensPerBlock = 16, MaxTokensInPagedKvCache = promptLength + tokens + 32 };
 using var backend = new CpuBackend(threads);
-using var decoder = Decoder.Load(model, backend, new DecoderLimits(256, 1));
-var blocks = new KvCacheManager((promptLength + tokens) / 16 + 2, 16);
-using var storage = backend.AllocateKvCache(decoder.KvShape(blocks.TotalBlocks, 16));
-var generator = new BatchGenerator(decoder, storage, blocks);
+using var decoder = Decoder.Load(model, backend, LlmExecutor.DecoderLimitsFor(options));
+using var executor = new LlmExecutor(decoder, options);
 var prompt = new int[promptLength];
 for (int i = 0; i < prompt.Length; i++)
     prompt[i] = 100 + i;
-var options = new GenerationOptions(tokens, SamplingOptions.Greedy, []);
 
-generator.Generate([prompt], options with { MaxNewTokens = 8 });
+await Decode(8);
 var rates = new List<double>();
 for (int run = 0; run < 5; run++)
-{
-    // Time decode alone: a 1-token generation measures prefill, subtracted from the full run.
-    var sw = Stopwatch.StartNew();
-    generator.Generate([prompt], options with { MaxNewTokens = 1 });
-    var prefill = sw.Elapsed;
-    sw.Restart();
-    generator.Generate([prompt], options);
-    var decode = sw.Elapsed - prefill;
-    rates.Add((tokens - 1) / decode.TotalSeconds);
-}
+    rates.Add(await Decode(tokens));
 rates.Sort();
 double tokensPerSecond = rates[rates.Count / 2];
 
@@ -72,6 +59,22 @@ Console.WriteLine($"| bandwidth floor | {floorTokensPerSecond:F1} tokens/s |");
 Console.WriteLine($"| decode, batch 1 (median of 5) | {tokensPerSecond:F1} tokens/s |");
 Console.WriteLine($"| fraction of floor | {tokensPerSecond / floorTokensPerSecond:P0} |");
 return 0;
+
+// Decode rate of one request: tokens after the first (which includes the prefill) over the time they took.
+async Task<double> Decode(int count)
+{
+    var request = new GenerationRequest { PromptIds = prompt, MaxTokens = count, EndId = -1, Streaming = true };
+    var clock = Stopwatch.StartNew();
+    TimeSpan first = TimeSpan.Zero;
+    int received = 0;
+    await foreach (var output in executor.Submit(request))
+    {
+        if (received == 0 && output.TokenIds[0].Length > 0)
+            first = clock.Elapsed;
+        received += output.TokenIds[0].Length;
+    }
+    return (received - 1) / (clock.Elapsed - first).TotalSeconds;
+}
 
 static unsafe double MeasureReadBandwidth(int threads)
 {

@@ -1,8 +1,7 @@
 using Turbine.Backends.Cpu;
-using Turbine.Engine.Generation;
+using Turbine.Engine.Executor;
 using Turbine.Engine.KvCache;
 using Turbine.Engine.Models;
-using Turbine.Engine.Sampling;
 
 namespace Turbine.Engine.Tests;
 
@@ -27,30 +26,38 @@ public sealed class DecoderReferenceTests
 
     [Theory]
     [MemberData(nameof(ReferenceModel.All), MemberType = typeof(ReferenceModel))]
-    public void GreedyContinuationsMatchTransformersOneAtATime(string model)
+    public async Task GreedyContinuationsMatchTransformersOneAtATime(string model)
     {
         var reference = ReferenceModel.Load(model);
         using var run = new DecoderRun(reference.Directory, new DecoderLimits(64, 4));
+        using var executor = new LlmExecutor(run.Decoder, new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, TokensPerBlock = 4, MaxTokensInPagedKvCache = 256, MaxSeqLen = 128 });
         foreach (var c in reference.Cases)
-        {
-            var result = run.Generator.Generate([c.PromptIds], new GenerationOptions(c.GreedyIds.Length, SamplingOptions.Greedy, []));
-            Assert.Equal(c.GreedyIds, result[0].OutputIds);
-        }
+            Assert.Equal(c.GreedyIds, await FinalIds(executor.Submit(new GenerationRequest { PromptIds = c.PromptIds, MaxTokens = c.GreedyIds.Length, EndId = -1 })));
     }
 
     [Theory]
     [MemberData(nameof(ReferenceModel.All), MemberType = typeof(ReferenceModel))]
-    public void GreedyContinuationsMatchWhenPromptsArePackedAndChunked(string model)
+    public async Task GreedyContinuationsMatchWhenPromptsArePackedAndChunked(string model)
     {
         // 16 tokens per step forces chunked prefill across steps and packs prompts of different lengths together.
         var reference = ReferenceModel.Load(model);
         if (model == "llama-dynamic")
             return; // dynamic NTK recomputes frequencies per forward call in transformers, so chunking changes the reference itself.
         using var run = new DecoderRun(reference.Directory, new DecoderLimits(16, 4));
-        var prompts = reference.Cases.Select(c => c.PromptIds).ToArray();
-        var results = run.Generator.Generate(prompts, new GenerationOptions(24, SamplingOptions.Greedy, []));
-        for (int i = 0; i < prompts.Length; i++)
-            Assert.Equal(reference.Cases[i].GreedyIds, results[i].OutputIds);
+        using var executor = new LlmExecutor(run.Decoder, new ExecutorOptions { MaxNumTokens = 16, MaxBatchSize = 4, TokensPerBlock = 4, MaxTokensInPagedKvCache = 512 });
+        var runs = reference.Cases
+            .Select(c => FinalIds(executor.Submit(new GenerationRequest { PromptIds = c.PromptIds, MaxTokens = 24, EndId = -1 })))
+            .ToArray();
+        for (int i = 0; i < runs.Length; i++)
+            Assert.Equal(reference.Cases[i].GreedyIds, await runs[i]);
+    }
+
+    private static async Task<int[]> FinalIds(IAsyncEnumerable<GenerationOutput> outputs)
+    {
+        int[] ids = [];
+        await foreach (var o in outputs)
+            ids = o.TokenIds[0];
+        return ids;
     }
 
     internal static double RelativeL2(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
@@ -78,11 +85,9 @@ internal sealed class DecoderRun : IDisposable
         Decoder = Decoder.Load(directory, _backend, limits);
         _storage = _backend.AllocateKvCache(Decoder.KvShape(blocks, blockSize));
         _blocks = new KvCacheManager(blocks, blockSize);
-        Generator = new BatchGenerator(Decoder, _storage, _blocks);
     }
 
     public Decoder Decoder { get; }
-    public BatchGenerator Generator { get; }
     public KvCacheManager Blocks => _blocks;
 
     public float[] PrefillLogits(int[] prompt)

@@ -24,7 +24,7 @@ public sealed class ExecutorTests
     }
 
     private static GenerationRequest Greedy(int[] prompt, int maxTokens = 24, bool streaming = false) =>
-        new() { PromptIds = prompt, MaxTokens = maxTokens, EndId = -1 is var none && false ? none : null, Streaming = streaming };
+        new() { PromptIds = prompt, MaxTokens = maxTokens, EndId = -1, Streaming = streaming };
 
     [Theory]
     [InlineData("llama-gqa")]
@@ -36,7 +36,7 @@ public sealed class ExecutorTests
         using var executor = Start(model, new ExecutorOptions { MaxNumTokens = 32, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 }, out var backend);
         using var _ = backend;
         // The first request streams; the others join after it has produced tokens, with prompts of other lengths.
-        var first = executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: true) with { EndId = 1023 });
+        var first = executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: true));
         var streamed = new List<int>();
         var tasks = new List<Task<GenerationOutput>>();
         await foreach (var o in first)
@@ -44,7 +44,7 @@ public sealed class ExecutorTests
             streamed.AddRange(o.TokenIds[0]);
             if (tasks.Count == 0 && streamed.Count >= 3)
                 for (int i = 1; i < reference.Cases.Length; i++)
-                    tasks.Add(Final(executor.Submit(Greedy(reference.Cases[i].PromptIds) with { EndId = 1023 })));
+                    tasks.Add(Final(executor.Submit(Greedy(reference.Cases[i].PromptIds))));
         }
         Assert.Equal(reference.Cases[0].GreedyIds, streamed);
         for (int i = 1; i < reference.Cases.Length; i++)
@@ -59,8 +59,8 @@ public sealed class ExecutorTests
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
         var c = reference.Cases[2];
-        var cold = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }));
-        var warm = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }));
+        var cold = await Final(executor.Submit(Greedy(c.PromptIds)));
+        var warm = await Final(executor.Submit(Greedy(c.PromptIds)));
         Assert.Equal(0, cold.ReusedPromptTokens);
         Assert.Equal((c.PromptIds.Length - 1) / 4 * 4, warm.ReusedPromptTokens);
         Assert.True(executor.GetStatistics().ReuseHits > 0);
@@ -79,7 +79,7 @@ public sealed class ExecutorTests
         };
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
-        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds)))).ToArray();
         for (int i = 0; i < tasks.Length; i++)
             Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
         var stats = executor.GetStatistics();
@@ -94,7 +94,7 @@ public sealed class ExecutorTests
         var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 80, TokensPerBlock = 4 };
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
-        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds)))).ToArray();
         for (int i = 0; i < tasks.Length; i++)
             Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
         Assert.Equal(0, executor.GetStatistics().Preemptions);
@@ -111,7 +111,7 @@ public sealed class ExecutorTests
         };
         using var executor = Start("qwen2-sharded", options, out var backend);
         using var _ = backend;
-        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023 }))).ToArray();
+        var tasks = reference.Cases.Select(c => Final(executor.Submit(Greedy(c.PromptIds)))).ToArray();
         for (int i = 0; i < tasks.Length; i++)
             Assert.Equal(reference.Cases[i].GreedyIds, (await tasks[i]).TokenIds[0]);
     }
@@ -124,7 +124,7 @@ public sealed class ExecutorTests
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
         using var cts = new CancellationTokenSource();
-        var outputs = executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true) with { EndId = 1023 }, cts.Token);
+        var outputs = executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true), cts.Token);
         GenerationOutput? last = null;
         await foreach (var o in outputs)
         {
@@ -146,10 +146,10 @@ public sealed class ExecutorTests
         var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
-        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true) with { EndId = 1023 }))
+        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, maxTokens: 200, streaming: true)))
             break;
         // A short follow-up request runs after the loop has dropped the abandoned one.
-        await Final(executor.Submit(Greedy(reference.Cases[1].PromptIds, maxTokens: 2) with { EndId = 1023 }));
+        await Final(executor.Submit(Greedy(reference.Cases[1].PromptIds, maxTokens: 2)));
         var stats = executor.GetStatistics();
         Assert.Equal(stats.MaxKvBlocks, stats.FreeKvBlocks);
     }
@@ -163,7 +163,7 @@ public sealed class ExecutorTests
         using var _ = backend;
         GenerationRequest Sampled(ulong seed) => Greedy(reference.Cases[1].PromptIds, 32) with
         {
-            EndId = 1023, Sampling = new SamplingParams { Temperature = 1.5f, TopK = 50, TopP = 0.95f, Seed = seed },
+            Sampling = new SamplingParams { Temperature = 1.5f, TopK = 50, TopP = 0.95f, Seed = seed },
         };
         var a = await Final(executor.Submit(Sampled(7)));
         var b = await Final(executor.Submit(Sampled(7)));
@@ -186,7 +186,7 @@ public sealed class ExecutorTests
         int[] stop = [greedy[5], greedy[6]];
         var tokens = new List<int>();
         GenerationOutput? last = null;
-        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: streaming) with { EndId = 1023, StopWords = [stop, [1022, 1021]] }))
+        await foreach (var o in executor.Submit(Greedy(reference.Cases[0].PromptIds, streaming: streaming) with { StopWords = [stop, [1022, 1021]] }))
         {
             tokens.AddRange(o.TokenIds[0]);
             last = o;
@@ -203,7 +203,7 @@ public sealed class ExecutorTests
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
         var c = reference.Cases[0];
-        var banned = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = 1023, BadWords = [[c.GreedyIds[0]]] }));
+        var banned = await Final(executor.Submit(Greedy(c.PromptIds) with { BadWords = [[c.GreedyIds[0]]] }));
         Assert.NotEqual(c.GreedyIds[0], banned.TokenIds[0][0]);
 
         var ended = await Final(executor.Submit(Greedy(c.PromptIds) with { EndId = c.GreedyIds[3] }));
@@ -225,7 +225,7 @@ public sealed class ExecutorTests
         var c = reference.Cases[0];
         var o = await Final(executor.Submit(Greedy(c.PromptIds, 4) with
         {
-            EndId = 1023, ReturnLogProbs = true, ReturnContextLogits = true, ReturnGenerationLogits = true, ExcludeInputInOutput = false,
+            ReturnLogProbs = true, ReturnContextLogits = true, ReturnGenerationLogits = true, ExcludeInputInOutput = false,
         }));
         Assert.Equal([.. c.PromptIds, .. c.GreedyIds[..4]], o.TokenIds[0]);
         double max = c.LastLogits.Max(), lse = max + Math.Log(c.LastLogits.Sum(v => Math.Exp(v - max)));
@@ -257,7 +257,7 @@ public sealed class ExecutorTests
         var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4, MaxSeqLen = 256 };
         using var executor = Start("llama-gqa", options, out var backend);
         using var _ = backend;
-        var good = Final(executor.Submit(Greedy(reference.Cases[1].PromptIds) with { EndId = 1023 }));
+        var good = Final(executor.Submit(Greedy(reference.Cases[1].PromptIds)));
         var e = Assert.Throws<RequestRejectedException>(() => executor.Submit(bad));
         Assert.Contains(expected, e.Message);
         Assert.Equal(reference.Cases[1].GreedyIds, (await good).TokenIds[0]);

@@ -14,7 +14,7 @@ public sealed record GenerationRequest
     public required int MaxTokens { get; init; }
     /// <summary>Sampling parameters (temperature, top_k, top_p, penalties, seed, beams ...).</summary>
     public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
-    /// <summary>Token that ends the sequence; null uses the model's end-of-sequence ids.</summary>
+    /// <summary>Token that ends the sequence; null uses the model's end-of-sequence ids, a negative value none (generate max_tokens).</summary>
     public int? EndId { get; init; }
     /// <summary>Padding id reported for finished beams.</summary>
     public int? PadId { get; init; }

@@ -60,7 +60,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _scratch = new float[config.VocabSize];
         _order = new int[config.VocabSize];
         _defaultEndIds = config.EosTokenIds;
-        _maxSeqLen = options.MaxSeqLen > 0 ? options.MaxSeqLen : Math.Max(config.MaxPositionEmbeddings, 1);
+        // Dynamic NTK scaling exists to run past the trained length, by its factor.
+        int modelContext = config.Rope.Type == Turbine.Core.Models.RopeScalingType.Dynamic
+            ? (int)Math.Min(int.MaxValue, config.MaxPositionEmbeddings * config.Rope.Factor)
+            : config.MaxPositionEmbeddings;
+        _maxSeqLen = options.MaxSeqLen > 0 ? options.MaxSeqLen : Math.Max(modelContext, 2);
         _maxInputLen = options.MaxInputLen > 0 ? Math.Min(options.MaxInputLen, _maxSeqLen - 1) : _maxSeqLen - 1;
         _loop = new Thread(Loop) { IsBackground = true, Name = "Turbine executor loop" };
         _loop.Start();
@@ -94,7 +98,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             Interlocked.Decrement(ref _queued);
             throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later");
         }
-        var endIds = request.EndId is int end ? [end] : _defaultEndIds;
+        var endIds = request.EndId is int end ? end < 0 ? [] : [end] : _defaultEndIds;
         var state = new RequestState(Interlocked.Increment(ref _nextId), request, endIds, _decoder.Config.VocabSize);
         if (!_incoming.Writer.TryWrite(state))
         {
@@ -142,7 +146,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         foreach (int id in r.PromptIds)
             if ((uint)id >= (uint)vocab)
                 throw new RequestRejectedException($"token id {id} is outside the vocabulary [0, {vocab})");
-        if (r.EndId is int end && (uint)end >= (uint)vocab)
+        if (r.EndId is int end && end >= vocab)
             throw new RequestRejectedException($"end_id {end} is outside the vocabulary [0, {vocab})");
         foreach (var words in (ReadOnlySpan<int[][]>)[r.StopWords, r.BadWords])
             foreach (var w in words)
