@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Turbine.Core.Tensors;
 
 namespace Turbine.Backends.Cpu.Kernels;
@@ -57,7 +58,8 @@ public static unsafe class Linear
             int items = (long)n * k * TW.Size < MinParallelBytes ? 1 : Math.Min(threads * 4, (n + 3) / 4);
             int rowsPerItem = ((n + items - 1) / items + 3) & ~3;
             items = (n + rowsPerItem - 1) / rowsPerItem;
-            var job = new GemvJob<TW> { X = x, K = k, W = w, N = n, Bias = bias, Y = y, RowsPerItem = rowsPerItem };
+            float* xs = TW.Paired ? PermutePairs(x, k, pool.Scratch(k)) : x;
+            var job = new GemvJob<TW> { X = x, XS = xs, K = k, W = w, N = n, Bias = bias, Y = y, RowsPerItem = rowsPerItem };
             pool.For(items, job);
         }
         else
@@ -72,6 +74,7 @@ public static unsafe class Linear
     private struct GemvJob<TW> : IParallelJob where TW : unmanaged, IWeightType
     {
         public float* X;
+        public float* XS;
         public int K;
         public byte* W;
         public int N;
@@ -84,18 +87,12 @@ public static unsafe class Linear
             int r0 = index * RowsPerItem;
             int r1 = Math.Min(N, r0 + RowsPerItem);
             nint stride = (nint)K * TW.Size;
-            float* sums = stackalloc float[4];
-            for (int r = r0; r < r1; r += 4)
+            // One row at a time: the item's weights are then one sequential stream, which the
+            // hardware prefetcher follows far better than several short interleaved row streams.
+            for (int r = r0; r < r1; r++)
             {
-                // Rows past the end repeat the last row: computed, never stored.
-                int valid = Math.Min(4, r1 - r);
-                byte* w0 = W + r * stride;
-                byte* w1 = valid > 1 ? w0 + stride : w0;
-                byte* w2 = valid > 2 ? w0 + 2 * stride : w0;
-                byte* w3 = valid > 3 ? w0 + 3 * stride : w0;
-                Dot1x4<TW>(X, w0, w1, w2, w3, K, sums);
-                for (int j = 0; j < valid; j++)
-                    Y[r + j] = Bias == null ? sums[j] : sums[j] + Bias[r + j];
+                float s = Dot1x1<TW>(X, XS, W + r * stride, K);
+                Y[r] = Bias == null ? s : s + Bias[r];
             }
         }
     }
@@ -154,7 +151,7 @@ public static unsafe class Linear
                         }
                         else
                         {
-                            Dot1x4<TW>(x0, w0, w1, w2, w3, kc, sums);
+                            Dot1x4Scalar<TW>(x0, w0, w1, w2, w3, 0, kc, sums);
                         }
                         for (int a = 0; a < mValid; a++)
                         {
@@ -168,77 +165,116 @@ public static unsafe class Linear
         }
     }
 
-    /// <summary>Four dot products of one x row with four W rows over k elements; the decode kernel.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot1x4<TW>(float* x, byte* w0, byte* w1, byte* w2, byte* w3, int k, float* sums)
-        where TW : unmanaged, IWeightType
+    /// <summary>
+    /// Splits each block of x into its even and odd elements, the order in which
+    /// <see cref="IWeightType.LoadPairs512"/> (or LoadPairs256) yields 16-bit weights; done once per
+    /// call so the weight loop needs no shuffles. Elements past the last whole block are not copied.
+    /// </summary>
+    private static float* PermutePairs(float* x, int k, float* dst)
     {
         nint i = 0;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        if (Vector512.IsHardwareAccelerated && k >= 16)
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
         {
-            // Two accumulators per row hide FMA latency; x is loaded once for all four rows.
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            var odds = evens + Vector512<int>.One;
             for (; i <= k - 32; i += 32)
             {
-                var xa = Vector512.Load(x + i);
-                var xb = Vector512.Load(x + i + 16);
-                a0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i), xa, a0);
-                a1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i), xa, a1);
-                a2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i), xa, a2);
-                a3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i), xa, a3);
-                b0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i + 16), xb, b0);
-                b1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i + 16), xb, b1);
-                b2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i + 16), xb, b2);
-                b3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i + 16), xb, b3);
+                var a = Vector512.Load(x + i);
+                var b = Vector512.Load(x + i + 16);
+                Avx512F.PermuteVar16x32x2(a, evens, b).Store(dst + i);
+                Avx512F.PermuteVar16x32x2(a, odds, b).Store(dst + i + 16);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated && Avx2.IsSupported)
+        {
+            var split = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+            for (; i <= k - 16; i += 16)
+            {
+                var a = Avx2.PermuteVar8x32(Vector256.Load(x + i), split);
+                var b = Avx2.PermuteVar8x32(Vector256.Load(x + i + 8), split);
+                Avx2.Permute2x128(a, b, 0x20).Store(dst + i);
+                Avx2.Permute2x128(a, b, 0x31).Store(dst + i + 8);
+            }
+        }
+        else
+        {
+            int block = Vector512.IsHardwareAccelerated ? 32 : 16;
+            for (; i <= k - block; i += block)
+            {
+                for (int j = 0; j < block / 2; j++)
+                {
+                    dst[i + j] = x[i + 2 * j];
+                    dst[i + block / 2 + j] = x[i + 2 * j + 1];
+                }
+            }
+        }
+        return dst;
+    }
+
+    /// <summary>
+    /// Dot product of x with one W row, the decode kernel: 64 bytes of weights per load, widened in
+    /// registers, four accumulators to cover FMA latency. <paramref name="xs"/> is x permuted to
+    /// match the weights' element order (x itself for float32).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot1x1<TW>(float* x, float* xs, byte* w, int k) where TW : unmanaged, IWeightType
+    {
+        nint i = 0;
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= k - 64; i += 64)
+            {
+                TW.LoadPairs512(w, i, out var e0, out var o0);
+                TW.LoadPairs512(w, i + 32, out var e1, out var o1);
+                a0 = Vector512.FusedMultiplyAdd(e0, Vector512.Load(xs + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(o0, Vector512.Load(xs + i + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(e1, Vector512.Load(xs + i + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(o1, Vector512.Load(xs + i + 48), a3);
+            }
+            if (i <= k - 32)
+            {
+                TW.LoadPairs512(w, i, out var e0, out var o0);
+                a0 = Vector512.FusedMultiplyAdd(e0, Vector512.Load(xs + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(o0, Vector512.Load(xs + i + 16), a1);
+                i += 32;
+            }
+            s = Vector512.Sum((a0 + a1) + (a2 + a3));
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= k - 32; i += 32)
+            {
+                TW.LoadPairs256(w, i, out var e0, out var o0);
+                TW.LoadPairs256(w, i + 16, out var e1, out var o1);
+                a0 = Vector256.FusedMultiplyAdd(e0, Vector256.Load(xs + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(o0, Vector256.Load(xs + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(e1, Vector256.Load(xs + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(o1, Vector256.Load(xs + i + 24), a3);
             }
             if (i <= k - 16)
             {
-                var xa = Vector512.Load(x + i);
-                a0 = Vector512.FusedMultiplyAdd(TW.Load512(w0, i), xa, a0);
-                a1 = Vector512.FusedMultiplyAdd(TW.Load512(w1, i), xa, a1);
-                a2 = Vector512.FusedMultiplyAdd(TW.Load512(w2, i), xa, a2);
-                a3 = Vector512.FusedMultiplyAdd(TW.Load512(w3, i), xa, a3);
+                TW.LoadPairs256(w, i, out var e0, out var o0);
+                a0 = Vector256.FusedMultiplyAdd(e0, Vector256.Load(xs + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(o0, Vector256.Load(xs + i + 8), a1);
                 i += 16;
             }
-            s0 = Vector512.Sum(a0 + b0);
-            s1 = Vector512.Sum(a1 + b1);
-            s2 = Vector512.Sum(a2 + b2);
-            s3 = Vector512.Sum(a3 + b3);
-        }
-        else if (Vector256.IsHardwareAccelerated && k >= 8)
-        {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; i <= k - 16; i += 16)
-            {
-                var xa = Vector256.Load(x + i);
-                var xb = Vector256.Load(x + i + 8);
-                a0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i), xa, a0);
-                a1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i), xa, a1);
-                a2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i), xa, a2);
-                a3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i), xa, a3);
-                b0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i + 8), xb, b0);
-                b1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i + 8), xb, b1);
-                b2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i + 8), xb, b2);
-                b3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i + 8), xb, b3);
-            }
-            if (i <= k - 8)
-            {
-                var xa = Vector256.Load(x + i);
-                a0 = Vector256.FusedMultiplyAdd(TW.Load256(w0, i), xa, a0);
-                a1 = Vector256.FusedMultiplyAdd(TW.Load256(w1, i), xa, a1);
-                a2 = Vector256.FusedMultiplyAdd(TW.Load256(w2, i), xa, a2);
-                a3 = Vector256.FusedMultiplyAdd(TW.Load256(w3, i), xa, a3);
-                i += 8;
-            }
-            s0 = Vector256.Sum(a0 + b0);
-            s1 = Vector256.Sum(a1 + b1);
-            s2 = Vector256.Sum(a2 + b2);
-            s3 = Vector256.Sum(a3 + b3);
+            s = Vector256.Sum((a0 + a1) + (a2 + a3));
         }
         for (; i < k; i++)
+            s += TW.Load(w, i) * x[i];
+        return s;
+    }
+
+    /// <summary>Adds the products of elements [from, k) of one x row and four W rows to sums[0..3].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x4Scalar<TW>(float* x, byte* w0, byte* w1, byte* w2, byte* w3, int from, int k, float* sums)
+        where TW : unmanaged, IWeightType
+    {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (nint i = from; i < k; i++)
         {
             float xv = x[i];
             s0 += TW.Load(w0, i) * xv;
@@ -246,10 +282,10 @@ public static unsafe class Linear
             s2 += TW.Load(w2, i) * xv;
             s3 += TW.Load(w3, i) * xv;
         }
-        sums[0] = s0;
-        sums[1] = s1;
-        sums[2] = s2;
-        sums[3] = s3;
+        sums[0] += s0;
+        sums[1] += s1;
+        sums[2] += s2;
+        sums[3] += s3;
     }
 
     /// <summary>4 x rows times 4 W rows: 16 accumulators of 32, each W vector widened once and used 4 times.</summary>

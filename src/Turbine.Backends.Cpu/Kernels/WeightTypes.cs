@@ -21,6 +21,18 @@ internal unsafe interface IWeightType
 
     /// <summary>Element i of <paramref name="row"/>.</summary>
     static abstract float Load(byte* row, nint i);
+
+    /// <summary>True when <see cref="LoadPairs512"/> splits even and odd elements, so x must be permuted to match.</summary>
+    static abstract bool Paired { get; }
+
+    /// <summary>
+    /// Elements i .. i+31 as two vectors: for 16-bit types the even and the odd elements (one 64-byte
+    /// load, no widening shuffles), for float32 simply the first and the second sixteen.
+    /// </summary>
+    static abstract void LoadPairs512(byte* row, nint i, out Vector512<float> first, out Vector512<float> second);
+
+    /// <summary>Elements i .. i+15 as two vectors, split like <see cref="LoadPairs512"/>.</summary>
+    static abstract void LoadPairs256(byte* row, nint i, out Vector256<float> first, out Vector256<float> second);
 }
 
 /// <summary>float32 weights.</summary>
@@ -36,6 +48,22 @@ internal readonly unsafe struct F32Weights : IWeightType
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load(byte* row, nint i) => ((float*)row)[i];
+
+    public static bool Paired => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs512(byte* row, nint i, out Vector512<float> first, out Vector512<float> second)
+    {
+        first = Vector512.Load((float*)row + i);
+        second = Vector512.Load((float*)row + i + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs256(byte* row, nint i, out Vector256<float> first, out Vector256<float> second)
+    {
+        first = Vector256.Load((float*)row + i);
+        second = Vector256.Load((float*)row + i + 8);
+    }
 }
 
 /// <summary>bfloat16 weights: the upper half of a float32, so widening is a zero-extend and a 16-bit shift.</summary>
@@ -61,6 +89,25 @@ internal readonly unsafe struct Bf16Weights : IWeightType
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load(byte* row, nint i) => BitConverter.Int32BitsToSingle(((ushort*)row)[i] << 16);
+
+    public static bool Paired => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs512(byte* row, nint i, out Vector512<float> first, out Vector512<float> second)
+    {
+        // Each 32-bit lane holds an even element in its low half and an odd one in its high half.
+        var v = Vector512.Load((uint*)((ushort*)row + i));
+        first = Vector512.ShiftLeft(v, 16).AsSingle();
+        second = (v & Vector512.Create(0xFFFF_0000u)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs256(byte* row, nint i, out Vector256<float> first, out Vector256<float> second)
+    {
+        var v = Vector256.Load((uint*)((ushort*)row + i));
+        first = Vector256.ShiftLeft(v, 16).AsSingle();
+        second = (v & Vector256.Create(0xFFFF_0000u)).AsSingle();
+    }
 }
 
 /// <summary>
@@ -100,4 +147,40 @@ internal readonly unsafe struct F16Weights : IWeightType
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load(byte* row, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)row)[i]);
+
+    public static bool Paired => true;
+
+    // A binary16 in the top half of a lane, shifted right arithmetically by 3 and masked, is sign,
+    // 5-bit exponent and mantissa in float32 position; the multiply by 2^112 then finishes the job.
+    private const uint PairMask = 0x8FFF_E000;
+    // Magnitude bits of such a lane shifted up by 4: at or above this the binary16 was Inf or NaN.
+    private const uint SpecialShifted = 0xF800_0000;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs512(byte* row, nint i, out Vector512<float> first, out Vector512<float> second)
+    {
+        var v = Vector512.Load((int*)((ushort*)row + i));
+        var odd = Vector512.ShiftRightArithmetic(v, 3).AsUInt32() & Vector512.Create(PairMask);
+        var even = Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(v, 16), 3).AsUInt32() & Vector512.Create(PairMask);
+        var scale = Vector512.Create(Rebias).AsSingle();
+        var inf = Vector512.Create(0x7F80_0000u);
+        first = ((even.AsSingle() * scale).AsUInt32()
+            | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(even, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
+        second = ((odd.AsSingle() * scale).AsUInt32()
+            | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(odd, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairs256(byte* row, nint i, out Vector256<float> first, out Vector256<float> second)
+    {
+        var v = Vector256.Load((int*)((ushort*)row + i));
+        var odd = Vector256.ShiftRightArithmetic(v, 3).AsUInt32() & Vector256.Create(PairMask);
+        var even = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(v, 16), 3).AsUInt32() & Vector256.Create(PairMask);
+        var scale = Vector256.Create(Rebias).AsSingle();
+        var inf = Vector256.Create(0x7F80_0000u);
+        first = ((even.AsSingle() * scale).AsUInt32()
+            | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(even, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
+        second = ((odd.AsSingle() * scale).AsUInt32()
+            | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(odd, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
+    }
 }

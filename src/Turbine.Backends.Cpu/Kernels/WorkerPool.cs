@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Turbine.Backends.Cpu.Kernels;
 
@@ -42,6 +43,8 @@ public sealed unsafe class WorkerPool : IDisposable
     private int busy;
     private volatile bool disposed;
     private Exception? failure;
+    private float* scratch;
+    private int scratchFloats;
 
     /// <summary>Starts <paramref name="threads"/> - 1 background workers (the caller is the last).</summary>
     /// <param name="threads">Threads that run a job, caller included; default <see cref="Environment.ProcessorCount"/>.</param>
@@ -210,6 +213,23 @@ public sealed unsafe class WorkerPool : IDisposable
         return Volatile.Read(ref generation);
     }
 
+    /// <summary>
+    /// A 64-byte aligned buffer of at least <paramref name="floats"/> floats owned by the pool, for a
+    /// kernel to prepare shared inputs on the calling thread before it calls <c>For</c>. Valid until
+    /// the next call; grows, never shrinks, so steady-state decode allocates nothing.
+    /// </summary>
+    internal float* Scratch(int floats)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (floats > scratchFloats)
+        {
+            NativeMemory.AlignedFree(scratch);
+            scratchFloats = Math.Max(floats, 4096);
+            scratch = (float*)NativeMemory.AlignedAlloc((nuint)scratchFloats * sizeof(float), 64);
+        }
+        return scratch;
+    }
+
     /// <summary>Stops the workers.</summary>
     public void Dispose()
     {
@@ -220,5 +240,7 @@ public sealed unsafe class WorkerPool : IDisposable
             Monitor.PulseAll(gate);
         foreach (var t in threads)
             t.Join();
+        NativeMemory.AlignedFree(scratch);
+        scratch = null;
     }
 }
