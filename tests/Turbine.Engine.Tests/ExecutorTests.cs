@@ -263,3 +263,54 @@ public sealed class ExecutorTests
         Assert.Equal(reference.Cases[1].GreedyIds, (await good).TokenIds[0]);
     }
 }
+
+/// <summary>Requests and outputs as text, through the model's tokenizer.</summary>
+public sealed class ExecutorTextTests
+{
+    [Fact]
+    public async Task TextPromptsStopStringsAndStreamedTextAgreeWithTheTokenizer()
+    {
+        var dir = Path.Combine(RepositoryPaths.Root, "models", "demo");
+        var tokenizer = Turbine.Tokenizers.Tokenizer.FromDirectory(dir);
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 2, TokensPerBlock = 16, MaxTokensInPagedKvCache = 512 };
+        using var backend = new CpuBackend(2);
+        using var decoder = Decoder.Load(dir, backend, LlmExecutor.DecoderLimitsFor(options));
+        using var executor = new LlmExecutor(decoder, options, tokenizer);
+        var full = await Collect(executor.Submit(new GenerationRequest { Prompt = "And the LORD said unto Moses", MaxTokens = 24, EndId = -1 }));
+        Assert.Equal(tokenizer.Decode(full.Ids, skipSpecialTokens: true), full.Text);
+        var streamed = await Collect(executor.Submit(new GenerationRequest { Prompt = "And the LORD said unto Moses", MaxTokens = 24, EndId = -1, Streaming = true }));
+        Assert.Equal(full.Ids, streamed.Ids);
+        Assert.Equal(full.Text, streamed.Text);
+        // Stop at the first comma that the model writes (its own tokenization of "," is one token).
+        int comma = full.Text.IndexOf(',', StringComparison.Ordinal);
+        Assert.True(comma >= 0, "the reference continuation has a comma");
+        var stopped = await Collect(executor.Submit(new GenerationRequest
+        {
+            Prompt = "And the LORD said unto Moses", MaxTokens = 24, EndId = -1, StopStrings = [","], Streaming = true,
+        }));
+        Assert.Equal(full.Text[..comma], stopped.Text);
+    }
+
+    [Fact]
+    public void TextNeedsATokenizer()
+    {
+        var options = new ExecutorOptions { MaxNumTokens = 16, MaxBatchSize = 1, TokensPerBlock = 4, MaxTokensInPagedKvCache = 64 };
+        using var backend = new CpuBackend(1);
+        using var decoder = Decoder.Load(RepositoryPaths.Fixture("models", "llama-gqa"), backend, LlmExecutor.DecoderLimitsFor(options));
+        using var executor = new LlmExecutor(decoder, options);
+        var e = Assert.Throws<RequestRejectedException>(() => executor.Submit(new GenerationRequest { Prompt = "hi", MaxTokens = 2 }));
+        Assert.Contains("tokenizer", e.Message);
+    }
+
+    private static async Task<(int[] Ids, string Text)> Collect(IAsyncEnumerable<GenerationOutput> outputs)
+    {
+        var ids = new List<int>();
+        var text = new System.Text.StringBuilder();
+        await foreach (var o in outputs)
+        {
+            ids.AddRange(o.TokenIds[0]);
+            text.Append(o.Text![0]);
+        }
+        return ([.. ids], text.ToString());
+    }
+}

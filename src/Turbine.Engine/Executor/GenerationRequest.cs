@@ -3,13 +3,19 @@ using Turbine.Engine.Sampling;
 namespace Turbine.Engine.Executor;
 
 /// <summary>
-/// One generation request, as TensorRT-LLM's executor takes it: prompt token ids, how to sample, when to stop and
-/// what to return. Text prompts and string stop words are tokenized by the caller's tokenizer before submission.
+/// One generation request, as TensorRT-LLM's executor takes it: the prompt as token ids or as text, how to sample,
+/// when to stop and what to return. Text (prompt, stop and bad words) needs an executor created with a tokenizer.
 /// </summary>
 public sealed record GenerationRequest
 {
-    /// <summary>The prompt's token ids (input_ids).</summary>
-    public required int[] PromptIds { get; init; }
+    /// <summary>The prompt's token ids (input_ids); leave empty and set <see cref="Prompt"/> to send text.</summary>
+    public int[] PromptIds { get; init; } = [];
+    /// <summary>The prompt as text, encoded with the model's tokenizer (special tokens added) when no ids are given.</summary>
+    public string? Prompt { get; init; }
+    /// <summary>Stop words as text, each encoded with the model's tokenizer (no special tokens).</summary>
+    public string[] StopStrings { get; init; } = [];
+    /// <summary>Bad words as text, each encoded with the model's tokenizer (no special tokens).</summary>
+    public string[] BadStrings { get; init; } = [];
     /// <summary>Tokens to generate at most (max_tokens / request_output_len).</summary>
     public required int MaxTokens { get; init; }
     /// <summary>Sampling parameters (temperature, top_k, top_p, penalties, seed, beams ...).</summary>
@@ -59,6 +65,8 @@ public sealed record GenerationOutput
     public required long RequestId { get; init; }
     /// <summary>Per beam: the tokens of this output (new tokens when streaming; all when final).</summary>
     public required int[][] TokenIds { get; init; }
+    /// <summary>Per beam: the generated text (a delta when streaming, all of it otherwise) when the executor has a tokenizer.</summary>
+    public string[]? Text { get; init; }
     /// <summary>True for the request's last output.</summary>
     public required bool IsFinal { get; init; }
     /// <summary>Per beam, why it finished (None while streaming).</summary>

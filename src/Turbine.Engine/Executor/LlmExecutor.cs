@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Turbine.Engine.Backends;
 using Turbine.Engine.KvCache;
 using Turbine.Engine.Models;
+using Turbine.Tokenizers;
 
 namespace Turbine.Engine.Executor;
 
@@ -14,6 +15,7 @@ namespace Turbine.Engine.Executor;
 public sealed class LlmExecutor : IAsyncDisposable, IDisposable
 {
     private readonly Decoder _decoder;
+    private readonly Tokenizer? _tokenizer;
     private readonly ExecutorOptions _options;
     private readonly KvCacheManager _kv;
     private readonly KvCacheStorage _storage;
@@ -40,10 +42,14 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private DateTime _oldestWaitingSince;
     private Exception? _fault;
 
-    /// <summary>Runs <paramref name="decoder"/> under <paramref name="options"/>; the decoder's limits must cover the step limits.</summary>
-    public LlmExecutor(Decoder decoder, ExecutorOptions options)
+    /// <summary>
+    /// Runs <paramref name="decoder"/> under <paramref name="options"/>; the decoder's limits must cover the step limits.
+    /// With a <paramref name="tokenizer"/>, requests may carry text and outputs carry text.
+    /// </summary>
+    public LlmExecutor(Decoder decoder, ExecutorOptions options, Tokenizer? tokenizer = null)
     {
         _decoder = decoder;
+        _tokenizer = tokenizer;
         _options = options;
         var config = decoder.Config;
         if (decoder.Limits.MaxTokensPerStep < options.MaxNumTokens || decoder.Limits.MaxSequencesPerStep < options.MaxBatchSize)
@@ -92,6 +98,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     {
         if (_fault is not null)
             throw new InvalidOperationException("the executor stopped after an internal error", _fault);
+        request = Tokenize(request);
         Validate(request);
         if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)
         {
@@ -99,7 +106,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later");
         }
         var endIds = request.EndId is int end ? end < 0 ? [] : [end] : _defaultEndIds;
-        var state = new RequestState(Interlocked.Increment(ref _nextId), request, endIds, _decoder.Config.VocabSize);
+        var state = new RequestState(Interlocked.Increment(ref _nextId), request, endIds, _decoder.Config.VocabSize,
+            _tokenizer?.CreateIncrementalDecoder(skipSpecialTokens: true));
         if (!_incoming.Writer.TryWrite(state))
         {
             Interlocked.Decrement(ref _queued);
@@ -125,6 +133,36 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         {
             // A consumer that stops early (a client that went away) cancels the request.
             state.CancelRequested = true;
+        }
+    }
+
+    /// <summary>Encodes the text parts of a request with the model's tokenizer.</summary>
+    private GenerationRequest Tokenize(GenerationRequest r)
+    {
+        bool hasText = r.Prompt is not null || r.StopStrings.Length > 0 || r.BadStrings.Length > 0;
+        if (!hasText)
+            return r;
+        if (_tokenizer is null)
+            throw new RequestRejectedException("this executor has no tokenizer, so requests must give token ids rather than text");
+        if (r.Prompt is not null && r.PromptIds.Length > 0)
+            throw new RequestRejectedException("give the prompt as text or as token ids, not both");
+        return r with
+        {
+            PromptIds = r.Prompt is null ? r.PromptIds : _tokenizer.Encode(r.Prompt, addSpecialTokens: true),
+            Prompt = null,
+            StopWords = [.. r.StopWords, .. Encode(r.StopStrings)],
+            BadWords = [.. r.BadWords, .. Encode(r.BadStrings)],
+            StopStrings = [],
+            BadStrings = [],
+        };
+
+        int[][] Encode(string[] words)
+        {
+            var ids = new List<int[]>(words.Length);
+            foreach (var w in words)
+                if (w.Length > 0)
+                    ids.Add(_tokenizer.Encode(w, addSpecialTokens: false));
+            return [.. ids];
         }
     }
 
@@ -471,10 +509,24 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         else
             ids = r.Tokens.AsSpan(r.PromptLength + from, to - from).ToArray();
         r.Emitted = to;
+        string[]? text = null;
+        if (r.TextDecoder is { } decoder)
+        {
+            // The decoder sees each generated token once, in order: streamed deltas add up to the whole text, and a
+            // non-streaming request, emitted once, gets all of it.
+            var delta = new System.Text.StringBuilder();
+            for (int i = r.DecodedTokens; i < to; i++)
+                delta.Append(decoder.Push(r.Tokens[r.PromptLength + i]));
+            r.DecodedTokens = to;
+            if (final)
+                delta.Append(decoder.Flush());
+            text = [delta.ToString()];
+        }
         var output = new GenerationOutput
         {
             RequestId = r.Id,
             TokenIds = [ids],
+            Text = text,
             IsFinal = final,
             FinishReasons = [final ? r.Finish : FinishReason.None],
             LogProbs = r.LogProbs is { } lp ? [lp.AsSpan(from, to - from).ToArray()] : null,

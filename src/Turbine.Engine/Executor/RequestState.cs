@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Turbine.Engine.KvCache;
 using Turbine.Engine.Sampling;
+using Turbine.Tokenizers;
 
 namespace Turbine.Engine.Executor;
 
@@ -10,8 +11,9 @@ namespace Turbine.Engine.Executor;
 /// </summary>
 internal sealed class RequestState
 {
-    public RequestState(long id, GenerationRequest request, int[] endIds, int vocabSize)
+    public RequestState(long id, GenerationRequest request, int[] endIds, int vocabSize, IncrementalDecoder? textDecoder)
     {
+        TextDecoder = textDecoder;
         Id = id;
         Request = request;
         EndIds = endIds;
@@ -50,5 +52,7 @@ internal sealed class RequestState
     public int ReusedTokens { get; set; }
     public int StopWordLength { get; }
     public FinishReason Finish { get; set; }
+    public IncrementalDecoder? TextDecoder { get; }
+    public int DecodedTokens { get; set; }
     public volatile bool CancelRequested;
 }
