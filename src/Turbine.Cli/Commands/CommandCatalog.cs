@@ -9,5 +9,6 @@ internal static class CommandCatalog
     {
         yield return RunCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

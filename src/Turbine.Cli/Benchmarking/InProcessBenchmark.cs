@@ -1,0 +1,62 @@
+using Turbine.Engine.Executor;
+
+namespace Turbine.Cli.Benchmarking;
+
+/// <summary>Executor settings of an in-process benchmark (gptManagerBenchmark's engine-side options).</summary>
+public sealed record InProcessSettings
+{
+    /// <summary>Batching mode.</summary>
+    public BenchmarkMode Mode { get; init; } = BenchmarkMode.Ifb;
+    /// <summary>Requests in the running batch at most.</summary>
+    public int MaxBatchSize { get; init; } = 64;
+    /// <summary>Tokens per step at most; longer prompts are prefilled in chunks.</summary>
+    public int MaxNumTokens { get; init; } = 2048;
+    /// <summary>KV cache capacity in tokens; null holds a full batch of the dataset's longest request.</summary>
+    public int? KvTokens { get; init; }
+    /// <summary>Static-emulated mode: how long to wait for a full batch.</summary>
+    public TimeSpan StaticTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>Tokens per KV block.</summary>
+    public int TokensPerBlock { get; init; } = 16;
+}
+
+/// <summary>Runs a workload against an in-process <see cref="LlmExecutor"/>.</summary>
+public static class InProcessBenchmark
+{
+    /// <summary>The executor options for <paramref name="settings"/> on <paramref name="dataset"/>.</summary>
+    public static ExecutorOptions ExecutorOptionsFor(InProcessSettings settings, BenchmarkDataset dataset)
+    {
+        int longest = 0;
+        foreach (var s in dataset.Samples)
+            longest = Math.Max(longest, s.InputIds.Length + s.OutputLen);
+        int block = settings.TokensPerBlock;
+        int perRequest = (longest + block - 1) / block * block + block;
+        int kvTokens = settings.KvTokens ?? (int)Math.Min(int.MaxValue, (long)Math.Min(settings.MaxBatchSize, dataset.Samples.Length) * perRequest);
+        return new ExecutorOptions
+        {
+            MaxBatchSize = settings.MaxBatchSize,
+            MaxNumTokens = settings.MaxNumTokens,
+            TokensPerBlock = block,
+            MaxTokensInPagedKvCache = kvTokens,
+            Batching = settings.Mode == BenchmarkMode.Ifb ? BatchingMode.InFlight : BatchingMode.Static,
+            StaticBatchTimeout = settings.Mode == BenchmarkMode.StaticEmulated ? settings.StaticTimeout : TimeSpan.Zero,
+            // The load generator, not the executor, decides how many requests wait.
+            MaxQueueSize = Math.Max(1024, dataset.Samples.Length),
+        };
+    }
+
+    /// <summary>Runs one short request so that first-use costs (JIT, buffers) stay out of the measurement.</summary>
+    public static async Task WarmUpAsync(LlmExecutor executor, BenchmarkSample sample, CancellationToken cancellationToken = default)
+    {
+        var warmup = new BenchmarkSample { InputIds = sample.InputIds[..Math.Min(8, sample.InputIds.Length)], OutputLen = 2 };
+        await new ExecutorTarget(executor).GenerateAsync(warmup, new RequestRecord(warmup.InputIds.Length, 2), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Warms up, then runs <paramref name="dataset"/> against <paramref name="executor"/> and reports.</summary>
+    public static async Task<BenchmarkReport> RunAsync(LlmExecutor executor, BenchmarkDataset dataset, LoadSettings load,
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
+    {
+        await WarmUpAsync(executor, dataset.Samples[0], cancellationToken).ConfigureAwait(false);
+        var run = await LoadGenerator.RunAsync(dataset.Samples, new ExecutorTarget(executor), load, progress, cancellationToken).ConfigureAwait(false);
+        return BenchmarkReport.From(run);
+    }
+}
