@@ -7,8 +7,9 @@ using Turbine.Core.Tensors;
 namespace Turbine.Bench.Kernels;
 
 /// <summary>
-/// Kernel micro-benchmarks: machine read bandwidth, decode GEMV throughput against it, prefill GEMM
-/// and WorkerPool dispatch cost. Usage: Turbine.Bench.Kernels [--quick] [--threads N] [--gemv-only] [--hot].
+/// Kernel micro-benchmarks: machine read bandwidth, decode GEMV throughput against it, prefill GEMM,
+/// paged attention and WorkerPool dispatch cost.
+/// Usage: Turbine.Bench.Kernels [--quick] [--threads N] [--hot] [--only gemv|gemm|attention|dispatch].
 /// </summary>
 internal static unsafe class Program
 {
@@ -19,49 +20,70 @@ internal static unsafe class Program
     private static int Main(string[] args)
     {
         bool quick = args.Contains("--quick");
+        // --hot re-reads one cache-resident copy: the GEMV's compute ceiling rather than DRAM.
+        bool hot = args.Contains("--hot");
         int threadsArg = Array.IndexOf(args, "--threads");
+        int onlyArg = Array.IndexOf(args, "--only");
+        string? only = onlyArg >= 0 ? args[onlyArg + 1] : null;
         using var pool = new WorkerPool(threadsArg >= 0 ? int.Parse(args[threadsArg + 1]) : 0);
         Console.WriteLine($"threads {pool.ThreadCount}, Vector512 {Vector512.IsHardwareAccelerated}, Vector256 {Vector256.IsHardwareAccelerated}");
-
-        double bandwidth = ReadBandwidth(pool, quick ? 3 : 15);
-        Console.WriteLine();
-        Console.WriteLine($"| read bandwidth, {pool.ThreadCount} threads, 1 GiB streaming sum, best of {(quick ? 3 : 15)} | {bandwidth:F1} GB/s |");
         Console.WriteLine();
 
-        Console.WriteLine("| Linear m=1 (n×k) | dtype | weight MB | µs/call | GB/s | % of 1 GiB read bandwidth | same-size streaming sum GB/s | % of it |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
-        // --hot re-reads one cache-resident copy: the kernel's compute ceiling rather than DRAM.
-        bool hot = args.Contains("--hot");
-        (int N, int K)[] shapes = hot ? [(256, 768), (768, 768)] : [(768, 768), (3072, 768), (768, 3072), (4096, 4096), (14336, 4096)];
-        foreach (var type in new[] { DType.BF16, DType.F32, DType.F16 })
+        if (only is null or "gemv")
         {
-            foreach (var (n, k) in shapes)
+            int repeats = quick ? 3 : 15;
+            double bandwidth = ReadBandwidth(pool, repeats);
+            Console.WriteLine($"| read bandwidth, {pool.ThreadCount} threads, 1 GiB streaming sum, best of {repeats} | {bandwidth:F1} GB/s |");
+            Console.WriteLine();
+            Console.WriteLine("| Linear m=1 (n×k) | dtype | weight MB | µs/call | GB/s | % of 1 GiB read bandwidth | same-size streaming sum GB/s | % of it |");
+            Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+            (int N, int K)[] shapes = hot ? [(256, 768), (768, 768)] : [(768, 768), (3072, 768), (768, 3072), (4096, 4096), (14336, 4096)];
+            foreach (var type in new[] { DType.BF16, DType.F32, DType.F16 })
             {
-                var (us, gbs, sum) = Gemv(pool, type, n, k, quick, hot);
-                Console.WriteLine($"| {n}×{k} | {type} | {(double)n * k * type.SizeOf() / 1e6:F1} | {us:F1} | {gbs:F1} | {gbs / bandwidth * 100:F0}% | {sum:F1} | {gbs / sum * 100:F0}% |");
+                foreach (var (n, k) in shapes)
+                {
+                    var (us, gbs, sum) = Gemv(pool, type, n, k, quick, hot);
+                    Console.WriteLine($"| {n}×{k} | {type} | {(double)n * k * type.SizeOf() / 1e6:F1} | {us:F1} | {gbs:F1} | {gbs / bandwidth * 100:F0}% | {sum:F1} | {gbs / sum * 100:F0}% |");
+                }
             }
+            Console.WriteLine();
         }
-        Console.WriteLine();
-        if (args.Contains("--gemv-only"))
-            return 0;
 
-        Console.WriteLine("| Linear prefill | dtype | m | ms/call | GFLOP/s |");
-        Console.WriteLine("|---|---|---:|---:|---:|");
-        foreach (var type in new[] { DType.BF16, DType.F32 })
+        if (only is null or "gemm")
         {
-            foreach (int m in new[] { 16, 128 })
+            Console.WriteLine("| Linear prefill (n×k) | dtype | m | ms/call | GFLOP/s |");
+            Console.WriteLine("|---|---|---:|---:|---:|");
+            foreach (var type in new[] { DType.BF16, DType.F32 })
             {
-                var (ms, gflops) = Gemm(pool, type, m, 4096, 4096);
-                Console.WriteLine($"| 4096×4096 | {type} | {m} | {ms:F2} | {gflops:F1} |");
+                foreach (int m in new[] { 16, 128 })
+                {
+                    var (ms, gflops) = Gemm(pool, type, m, 4096, 4096);
+                    Console.WriteLine($"| 4096×4096 | {type} | {m} | {ms:F2} | {gflops:F1} |");
+                }
             }
+            Console.WriteLine();
         }
-        Console.WriteLine();
 
-        var (poolNs, parallelNs) = DispatchOverhead(pool, quick ? 20_000 : 200_000);
-        Console.WriteLine("| dispatch of an empty parallel-for over all threads | ns/call |");
-        Console.WriteLine("|---|---:|");
-        Console.WriteLine($"| WorkerPool.For | {poolNs:F0} |");
-        Console.WriteLine($"| Parallel.For | {parallelNs:F0} |");
+        if (only is null or "attention")
+        {
+            Console.WriteLine("| PagedAttention (32 heads, 8 KV heads, headDim 128, block 16) | µs/call | KV GB/s | GFLOP/s |");
+            Console.WriteLine("|---|---:|---:|---:|");
+            foreach (var (seqs, query, context) in new[] { (1, 1, 256), (1, 1, 4096), (8, 1, 1024), (1, 512, 512) })
+            {
+                var (us, gbs, gflops) = Attention(pool, seqs, query, context);
+                Console.WriteLine($"| {seqs} seq × {query} query, context {context} | {us:F0} | {gbs:F1} | {gflops:F1} |");
+            }
+            Console.WriteLine();
+        }
+
+        if (only is null or "dispatch")
+        {
+            var (poolNs, parallelNs) = DispatchOverhead(pool, quick ? 20_000 : 200_000);
+            Console.WriteLine("| empty parallel-for, one item per thread | ns/call |");
+            Console.WriteLine("|---|---:|");
+            Console.WriteLine($"| WorkerPool.For | {poolNs:F0} |");
+            Console.WriteLine($"| Parallel.For | {parallelNs:F0} |");
+        }
         return 0;
     }
 
@@ -203,6 +225,65 @@ internal static unsafe class Program
             NativeMemory.AlignedFree(w);
             NativeMemory.AlignedFree(x);
             NativeMemory.AlignedFree(y);
+        }
+    }
+
+    /// <summary>Best call time of PagedAttention.Forward over a cache in shuffled blocks.</summary>
+    private static (double Us, double KvGBs, double GFlops) Attention(WorkerPool pool, int seqCount, int query, int context)
+    {
+        const int heads = 32, kvHeads = 8, headDim = 128, blockSize = 16;
+        int kvDim = kvHeads * headDim;
+        int blocksPerSeq = (context + blockSize - 1) / blockSize;
+        int numBlocks = blocksPerSeq * seqCount;
+        long cacheFloats = (long)numBlocks * blockSize * kvDim;
+        int tokens = seqCount * query;
+        var kc = (float*)NativeMemory.AlignedAlloc((nuint)(cacheFloats * 4), 64);
+        var vc = (float*)NativeMemory.AlignedAlloc((nuint)(cacheFloats * 4), 64);
+        var q = (float*)NativeMemory.AlignedAlloc((nuint)((long)tokens * heads * headDim * 4), 64);
+        var o = (float*)NativeMemory.AlignedAlloc((nuint)((long)tokens * heads * headDim * 4), 64);
+        var tables = (int*)NativeMemory.Alloc((nuint)(numBlocks * 4));
+        try
+        {
+            var rng = new Random(1);
+            for (long i = 0; i < cacheFloats; i++)
+            {
+                kc[i] = (float)rng.NextDouble() - 0.5f;
+                vc[i] = (float)rng.NextDouble() - 0.5f;
+            }
+            for (long i = 0; i < (long)tokens * heads * headDim; i++)
+                q[i] = (float)rng.NextDouble() - 0.5f;
+            var order = Enumerable.Range(0, numBlocks).OrderBy(_ => rng.Next()).ToArray();
+            for (int i = 0; i < numBlocks; i++)
+                tables[i] = order[i];
+            var seqs = new AttentionSequence[seqCount];
+            for (int s = 0; s < seqCount; s++)
+                seqs[s] = new AttentionSequence(s * query, query, context, tables + s * blocksPerSeq);
+
+            // Run for a while first so that tiered compilation has optimised the library code it calls.
+            float scale = 1f / MathF.Sqrt(headDim);
+            long warm = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(warm).TotalMilliseconds < 500)
+                PagedAttention.Forward(q, o, heads, kvHeads, headDim, scale, kc, vc, blockSize, seqs, 0, pool);
+            double best = double.MaxValue;
+            for (int r = 0; r < 20; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                PagedAttention.Forward(q, o, heads, kvHeads, headDim, scale, kc, vc, blockSize, seqs, 0, pool);
+                best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            }
+            double kvBytes = 2.0 * seqCount * context * kvDim * 4;
+            // Scores and weighted values: 2 FLOP each per key, per head, per head dimension.
+            double keysPerSeq = query == 1 ? context : (double)query * (query + 1) / 2 + (double)query * (context - query);
+            double flops = 4.0 * seqCount * keysPerSeq * heads * headDim;
+            return (best * 1e6, kvBytes / best / 1e9, flops / best / 1e9);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(kc);
+            NativeMemory.AlignedFree(vc);
+            NativeMemory.AlignedFree(q);
+            NativeMemory.AlignedFree(o);
+            NativeMemory.Free(tables);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace Turbine.Backends.Cpu.Kernels;
@@ -13,6 +14,7 @@ public static unsafe class Activations
     /// <param name="up">Up projection, float32.</param>
     /// <param name="y">Output, float32; may be gate or up.</param>
     /// <param name="count">Elements.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SiluMul(float* gate, float* up, float* y, int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

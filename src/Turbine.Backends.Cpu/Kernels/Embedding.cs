@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Turbine.Core.Tensors;
 
 namespace Turbine.Backends.Cpu.Kernels;
@@ -12,6 +13,7 @@ public static unsafe class Embedding
     /// <param name="table">[vocab × dim] embedding table in <paramref name="tType"/>.</param>
     /// <param name="dim">Row length.</param>
     /// <param name="y">Output, [count × dim] float32.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Gather(int* tokens, int count, DType tType, byte* table, int dim, float* y)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

@@ -82,6 +82,7 @@ public static unsafe class Linear
         public float* Y;
         public int RowsPerItem;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Execute(int index)
         {
             int r0 = index * RowsPerItem;
@@ -108,6 +109,7 @@ public static unsafe class Linear
         public float* Y;
         public int NBlocks;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Execute(int index)
         {
             int m0 = index / NBlocks * PrefillRowsM;
@@ -170,6 +172,7 @@ public static unsafe class Linear
     /// <see cref="IWeightType.LoadPairs512"/> (or LoadPairs256) yields 16-bit weights; done once per
     /// call so the weight loop needs no shuffles. Elements past the last whole block are not copied.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float* PermutePairs(float* x, int k, float* dst)
     {
         nint i = 0;

@@ -1,5 +1,8 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Turbine.Backends.Cpu.Kernels;
 
@@ -45,6 +48,7 @@ public static unsafe class PagedAttention
     /// <param name="kvDim">numKvHeads * headDim.</param>
     /// <param name="kCache">Key cache, [numBlocks × blockSize × kvDim].</param>
     /// <param name="vCache">Value cache, same shape.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WriteKv(float* k, float* v, int tokens, int* slots, int kvDim, float* kCache, float* vCache)
     {
         long bytes = (long)kvDim * sizeof(float);
@@ -150,6 +154,9 @@ public static unsafe class PagedAttention
         public int HeadsPerItem;
         public int ItemsPerToken;
 
+        // Scratch is fully written before it is read; zeroing it would cost more than small items do.
+        [SkipLocalsInit]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Execute(int index)
         {
             int ordinal = index / ItemsPerToken;
@@ -175,10 +182,17 @@ public static unsafe class PagedAttention
             int nh = HeadsPerItem;
             int kvDim = NumKvHeads * d;
             float* qh = Q + ((nint)row * NumHeads + h0) * d;
-            float* acc = stackalloc float[MaxHeadsPerItem * MaxHeadDim];
-            float* scores = stackalloc float[MaxHeadsPerItem * KeyChunk];
-            float* max = stackalloc float[MaxHeadsPerItem];
-            float* sum = stackalloc float[MaxHeadsPerItem];
+            float* acc = stackalloc float[nh * d];
+            float* scores = stackalloc float[nh * KeyChunk];
+            float* max = stackalloc float[nh];
+            float* sum = stackalloc float[nh];
+            // Row pointers of the chunk being processed and of the next one, which is prefetched
+            // meanwhile: consecutive keys sit a whole token row (often a page) apart, beyond what
+            // the hardware prefetcher follows, so without this every key pays a DRAM round trip.
+            float** kRows = stackalloc float*[KeyChunk];
+            float** vRows = stackalloc float*[KeyChunk];
+            float** kNext = stackalloc float*[KeyChunk];
+            float** vNext = stackalloc float*[KeyChunk];
             new Span<float>(acc, nh * d).Clear();
             for (int h = 0; h < nh; h++)
             {
@@ -186,32 +200,38 @@ public static unsafe class PagedAttention
                 sum[h] = 0;
             }
 
+            // Walk the block table incrementally: one division per item, not two per key.
+            int block = start / BlockSize;
+            int offset = start - block * BlockSize;
+            nint headOffset = (nint)kvHead * d;
+            int jcNext = Math.Min(KeyChunk, pos + 1 - start);
+            NextRows(this, seq.BlockTable, ref block, ref offset, jcNext, kvDim, headOffset, kNext, vNext);
             for (int j0 = start; j0 <= pos; j0 += KeyChunk)
             {
-                int jc = Math.Min(KeyChunk, pos + 1 - j0);
-                for (int jj = 0; jj < jc; jj++)
-                {
-                    float* krow = KCache + SlotOf(seq.BlockTable, j0 + jj) * kvDim + (nint)kvHead * d;
-                    for (int h = 0; h < nh; h++)
-                        scores[h * KeyChunk + jj] = VectorOps.Dot(qh + h * d, krow, d) * Scale;
-                }
+                int jc = jcNext;
+                float** swap = kRows;
+                kRows = kNext;
+                kNext = swap;
+                swap = vRows;
+                vRows = vNext;
+                vNext = swap;
+                jcNext = Math.Max(0, Math.Min(KeyChunk, pos + 1 - (j0 + KeyChunk)));
+                NextRows(this, seq.BlockTable, ref block, ref offset, jcNext, kvDim, headOffset, kNext, vNext);
+
+                ScoreChunk(qh, nh, d, kRows, jc, Scale, scores);
                 for (int h = 0; h < nh; h++)
                 {
-                    var sc = new Span<float>(scores + h * KeyChunk, jc);
-                    float m = Math.Max(max[h], TensorPrimitives.Max(sc));
+                    float* sc = scores + h * KeyChunk;
+                    float m = max[h];
+                    for (int jj = 0; jj < jc; jj++)
+                        m = Math.Max(m, sc[jj]);
                     float correction = MathF.Exp(max[h] - m);
                     max[h] = m;
-                    TensorPrimitives.Subtract(sc, m, sc);
-                    TensorPrimitives.Exp(sc, sc);
-                    sum[h] = sum[h] * correction + TensorPrimitives.Sum(sc);
-                    if (correction != 1f)
-                        VectorOps.Scale(correction, acc + h * d, d);
-                }
-                for (int jj = 0; jj < jc; jj++)
-                {
-                    float* vrow = VCache + SlotOf(seq.BlockTable, j0 + jj) * kvDim + (nint)kvHead * d;
-                    for (int h = 0; h < nh; h++)
-                        VectorOps.MultiplyAdd(scores[h * KeyChunk + jj], vrow, acc + h * d, d);
+                    var span = new Span<float>(sc, jc);
+                    TensorPrimitives.Subtract(span, m, span);
+                    TensorPrimitives.Exp(span, span);
+                    sum[h] = sum[h] * correction + TensorPrimitives.Sum(span);
+                    AccumulateValues(acc + h * d, correction, sc, vRows, jc, d);
                 }
             }
 
@@ -223,8 +243,198 @@ public static unsafe class PagedAttention
                     oh[h * d + e] = acc[h * d + e] * inv;
             }
         }
+    }
 
-        private readonly nint SlotOf(int* blockTable, int position)
-            => (nint)blockTable[position / BlockSize] * BlockSize + position % BlockSize;
+    /// <summary>
+    /// scores[h·KeyChunk + j] = scale · q_h · k_j for every head of the group and key of the chunk.
+    /// (head, key) pairs are reduced four at a time with horizontal adds: a lone horizontal sum per
+    /// dot product costs more instructions than the product itself at typical head sizes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreChunk(float* q, int nh, int d, float** kRows, int count, float scale, float* scores)
+    {
+        int pairs = count * nh;
+        int t = 0;
+        if (Vector512.IsHardwareAccelerated && Avx.IsSupported && d % 16 == 0)
+        {
+            for (; t <= pairs - 4; t += 4)
+            {
+                var s = Reduce4(
+                    PartialDot512(q + t % nh * d, kRows[t / nh], d),
+                    PartialDot512(q + (t + 1) % nh * d, kRows[(t + 1) / nh], d),
+                    PartialDot512(q + (t + 2) % nh * d, kRows[(t + 2) / nh], d),
+                    PartialDot512(q + (t + 3) % nh * d, kRows[(t + 3) / nh], d)) * scale;
+                for (int u = 0; u < 4; u++)
+                    scores[(t + u) % nh * KeyChunk + (t + u) / nh] = s.GetElement(u);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated && Avx.IsSupported && d % 8 == 0)
+        {
+            for (; t <= pairs - 4; t += 4)
+            {
+                var s = Reduce4(
+                    PartialDot256(q + t % nh * d, kRows[t / nh], d),
+                    PartialDot256(q + (t + 1) % nh * d, kRows[(t + 1) / nh], d),
+                    PartialDot256(q + (t + 2) % nh * d, kRows[(t + 2) / nh], d),
+                    PartialDot256(q + (t + 3) % nh * d, kRows[(t + 3) / nh], d)) * scale;
+                for (int u = 0; u < 4; u++)
+                    scores[(t + u) % nh * KeyChunk + (t + u) / nh] = s.GetElement(u);
+            }
+        }
+        for (; t < pairs; t++)
+            scores[t % nh * KeyChunk + t / nh] = VectorOps.Dot(q + t % nh * d, kRows[t / nh], d) * scale;
+    }
+
+    /// <summary>Lane-wise partial sums of a·b over d (a multiple of 16) elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PartialDot512(float* a, float* b, int d)
+    {
+        var acc0 = Vector512<float>.Zero;
+        var acc1 = Vector512<float>.Zero;
+        int i = 0;
+        for (; i <= d - 32; i += 32)
+        {
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), acc1);
+        }
+        if (i < d)
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc0);
+        return acc0 + acc1;
+    }
+
+    /// <summary>Lane-wise partial sums of a·b over d (a multiple of 8) elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PartialDot256(float* a, float* b, int d)
+    {
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i <= d - 16; i += 16)
+        {
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
+            acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), acc1);
+        }
+        if (i < d)
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
+        return acc0 + acc1;
+    }
+
+    /// <summary>The four horizontal sums of a, b, c, d.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+        => Reduce4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+
+    /// <summary>The four horizontal sums of a, b, c, d.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Reduce4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        // Per 128-bit lane: [a0+a1, a2+a3, b0+b1, b2+b3], then [Σa, Σb, Σc, Σd] of that lane.
+        var abcd = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+        return abcd.GetLower() + abcd.GetUpper();
+    }
+
+    /// <summary>Fills the row pointers of the next <paramref name="count"/> keys and prefetches their rows into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void NextRows(in AttentionJob job, int* blockTable, ref int block, ref int offset, int count, int kvDim, nint headOffset, float** kRows, float** vRows)
+    {
+        int lineFloats = 64 / sizeof(float);
+        for (int j = 0; j < count; j++)
+        {
+            nint rowOffset = ((nint)blockTable[block] * job.BlockSize + offset) * kvDim + headOffset;
+            kRows[j] = job.KCache + rowOffset;
+            vRows[j] = job.VCache + rowOffset;
+            if (Sse.IsSupported)
+            {
+                for (int e = 0; e < job.HeadDim; e += lineFloats)
+                {
+                    Sse.Prefetch1(kRows[j] + e);
+                    Sse.Prefetch1(vRows[j] + e);
+                }
+            }
+            if (++offset == job.BlockSize)
+            {
+                offset = 0;
+                block++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// acc = acc·correction + Σ p[j]·v[j]: the accumulator slice stays in registers across all keys
+    /// of the chunk instead of being loaded and stored once per key.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateValues(float* acc, float correction, float* p, float** v, int count, int d)
+    {
+        int e = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var c = Vector512.Create(correction);
+            for (; e <= d - 64; e += 64)
+            {
+                var a0 = Vector512.Load(acc + e) * c;
+                var a1 = Vector512.Load(acc + e + 16) * c;
+                var a2 = Vector512.Load(acc + e + 32) * c;
+                var a3 = Vector512.Load(acc + e + 48) * c;
+                for (int j = 0; j < count; j++)
+                {
+                    var pj = Vector512.Create(p[j]);
+                    float* vr = v[j] + e;
+                    a0 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr), a0);
+                    a1 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr + 48), a3);
+                }
+                a0.Store(acc + e);
+                a1.Store(acc + e + 16);
+                a2.Store(acc + e + 32);
+                a3.Store(acc + e + 48);
+            }
+            for (; e <= d - 16; e += 16)
+            {
+                var a0 = Vector512.Load(acc + e) * c;
+                for (int j = 0; j < count; j++)
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(v[j] + e), a0);
+                a0.Store(acc + e);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var c = Vector256.Create(correction);
+            for (; e <= d - 32; e += 32)
+            {
+                var a0 = Vector256.Load(acc + e) * c;
+                var a1 = Vector256.Load(acc + e + 8) * c;
+                var a2 = Vector256.Load(acc + e + 16) * c;
+                var a3 = Vector256.Load(acc + e + 24) * c;
+                for (int j = 0; j < count; j++)
+                {
+                    var pj = Vector256.Create(p[j]);
+                    float* vr = v[j] + e;
+                    a0 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr), a0);
+                    a1 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr + 8), a1);
+                    a2 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr + 16), a2);
+                    a3 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr + 24), a3);
+                }
+                a0.Store(acc + e);
+                a1.Store(acc + e + 8);
+                a2.Store(acc + e + 16);
+                a3.Store(acc + e + 24);
+            }
+            for (; e <= d - 8; e += 8)
+            {
+                var a0 = Vector256.Load(acc + e) * c;
+                for (int j = 0; j < count; j++)
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v[j] + e), a0);
+                a0.Store(acc + e);
+            }
+        }
+        for (; e < d; e++)
+        {
+            float a = acc[e] * correction;
+            for (int j = 0; j < count; j++)
+                a += p[j] * v[j][e];
+            acc[e] = a;
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using Turbine.Core.Tensors;
 
@@ -17,6 +18,7 @@ public static unsafe class RmsNorm
     /// <param name="weight">[dim] weights in <paramref name="wType"/>.</param>
     /// <param name="eps">Added to the mean square.</param>
     /// <param name="y">Output, [rows×dim] float32; may be x.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(float* x, int rows, int dim, DType wType, byte* weight, float eps, float* y)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
@@ -38,6 +40,7 @@ public static unsafe class RmsNorm
     /// <param name="weight">[dim] weights in <paramref name="wType"/>.</param>
     /// <param name="eps">Added to the mean square.</param>
     /// <param name="y">Output, [rows×dim] float32; may be delta.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddAndNorm(float* residual, float* delta, int rows, int dim, DType wType, byte* weight, float eps, float* y)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
@@ -51,6 +54,7 @@ public static unsafe class RmsNorm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Normalize(float* x, float sumOfSquares, int dim, DType wType, byte* weight, float eps, float* y)
     {
         float inv = 1f / MathF.Sqrt(sumOfSquares / dim + eps);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Turbine.Backends.Cpu.Kernels;
@@ -51,6 +52,7 @@ public static unsafe class Rotary
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RotateHead(float* x, float* cos, float* sin, int half, RotaryLayout layout)
     {
         if (layout == RotaryLayout.Neox)
