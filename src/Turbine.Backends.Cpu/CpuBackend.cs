@@ -116,6 +116,18 @@ public sealed unsafe class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
+    public void CopyKvBlock(KvCacheStorage cache, int source, int destination)
+    {
+        var kv = (CpuKvCache)cache;
+        long block = (long)kv.Shape.BlockSize * kv.Shape.SlotWidth;
+        for (int layer = 0; layer < kv.Shape.Layers; layer++)
+        {
+            new ReadOnlySpan<float>(kv.Keys(layer) + source * block, (int)block).CopyTo(new Span<float>(kv.Keys(layer) + destination * block, (int)block));
+            new ReadOnlySpan<float>(kv.Values(layer) + source * block, (int)block).CopyTo(new Span<float>(kv.Values(layer) + destination * block, (int)block));
+        }
+    }
+
+    /// <inheritdoc />
     public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count) =>
         Activations.SiluMul(((CpuBuffer)gate).Data, ((CpuBuffer)up).Data, ((CpuBuffer)y).Data, checked((int)count));
 

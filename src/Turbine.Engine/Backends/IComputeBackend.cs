@@ -47,6 +47,9 @@ public interface IComputeBackend : IDisposable
     void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
         int heads, int kvHeads, int headDim, float scale, int slidingWindow);
 
+    /// <summary>Copies block <paramref name="source"/> of every layer's K and V to block <paramref name="destination"/> (copy-on-write of shared blocks).</summary>
+    void CopyKvBlock(KvCacheStorage cache, int source, int destination);
+
     /// <summary>y = silu(gate) · up over <paramref name="count"/> elements.</summary>
     void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count);
 

@@ -29,7 +29,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly Channel<RequestState> _incoming = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
     private readonly LinkedList<RequestState> _waiting = new();
     private readonly List<RequestState> _running = [];
-    private readonly List<(RequestState Request, int Take, int FirstRow, bool AllRows)> _scheduled = [];
+    private readonly List<ScheduledWork> _scheduled = [];
+    private readonly List<(int Source, int Destination)> _blockCopies = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _loop;
     private long _nextId;
@@ -106,8 +107,15 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later");
         }
         var endIds = request.EndId is int end ? end < 0 ? [] : [end] : _defaultEndIds;
+        var sampling = request.Sampling;
         var state = new RequestState(Interlocked.Increment(ref _nextId), request, endIds, _decoder.Config.VocabSize,
-            _tokenizer?.CreateIncrementalDecoder(skipSpecialTokens: true));
+            _tokenizer?.CreateIncrementalDecoder(skipSpecialTokens: true))
+        {
+            Beams = sampling.BeamWidth > 1
+                ? new BeamSearch(sampling.BeamWidth, request.MaxTokens, sampling.LengthPenalty, sampling.EarlyStopping, endIds,
+                    request.StopWords, request.ReturnLogProbs, _kv)
+                : null,
+        };
         if (!_incoming.Writer.TryWrite(state))
         {
             Interlocked.Decrement(ref _queued);
@@ -179,8 +187,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             throw new RequestRejectedException($"prompt ({r.PromptIds.Length} tokens) plus max_tokens ({r.MaxTokens}) exceeds max_seq_len {_maxSeqLen}");
         if (r.Sampling.Validate(_options.MaxBeamWidth) is { } bad)
             throw new RequestRejectedException(bad);
-        if (r.Sampling.BeamWidth > 1)
-            throw new RequestRejectedException("beam search (beam_width > 1) is not implemented by this executor yet");
+        int beams = r.Sampling.BeamWidth;
+        if (beams > 1 && r.Streaming)
+            throw new RequestRejectedException("streaming is not supported with beam_width > 1; the beams are returned when the search ends");
+        if (beams > 1 && r.ReturnGenerationLogits)
+            throw new RequestRejectedException("return_generation_logits is not supported with beam_width > 1");
         foreach (int id in r.PromptIds)
             if ((uint)id >= (uint)vocab)
                 throw new RequestRejectedException($"token id {id} is outside the vocabulary [0, {vocab})");
@@ -192,7 +203,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                     throw new RequestRejectedException("stop_words and bad_words entries must not be empty");
         if (r.ReturnContextLogits && r.PromptIds.Length > _decoder.Limits.LogitRows * 64)
             throw new RequestRejectedException("return_context_logits is limited to prompts of " + _decoder.Limits.LogitRows * 64 + " tokens");
-        if (_kv.BlocksFor(r.PromptIds.Length + r.MaxTokens) > _kv.TotalBlocks)
+        if (beams * (_kv.BlocksFor(r.PromptIds.Length + r.MaxTokens) + 1) > _kv.TotalBlocks)
             throw new RequestRejectedException(
                 $"prompt plus max_tokens ({r.PromptIds.Length + r.MaxTokens} tokens) can never fit the KV cache of {KvCapacityTokens} tokens");
     }
@@ -272,6 +283,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         Schedule();
         if (_batch.TokenCount == 0)
             return false;
+        foreach (var (source, destination) in _blockCopies)
+            _decoder.Backend.CopyKvBlock(_storage, source, destination);
         _decoder.Forward(_batch, _storage, _logits);
         _iterations++;
         Complete();
@@ -316,8 +329,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             var r = node.Value;
             r.ReusedTokens = _kv.AttachCachedPrefix(r.Blocks, r.Tokens.AsSpan(0, r.Count));
             r.Computed = r.ReusedTokens;
-            int need = _options.Policy == SchedulerPolicy.GuaranteedNoEvict ? r.PromptLength + r.Request.MaxTokens : r.Count;
-            if (!_kv.TryReserve(r.Blocks, need))
+            int beams = r.Request.Sampling.BeamWidth;
+            int need = _options.Policy == SchedulerPolicy.GuaranteedNoEvict && beams == 1 ? r.PromptLength + r.Request.MaxTokens : r.Count;
+            // A beam search starts only when all its beams could grow to max_tokens with what is free now.
+            bool beamsFit = beams == 1 || _kv.FreeBlocks >= beams * (_kv.BlocksFor(r.PromptLength + r.Request.MaxTokens) + 1);
+            if (!beamsFit || !_kv.TryReserve(r.Blocks, need))
             {
                 _kv.Release(r.Blocks);
                 r.Computed = 0;
@@ -336,12 +352,19 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     {
         _batch.Clear();
         _scheduled.Clear();
+        _blockCopies.Clear();
         int contextTokens = 0, generationTokens = 0;
         // Generating requests first (one token each), so prefill never starves decode; then prompt chunks.
         for (int pass = 0; pass < 2; pass++)
             for (int i = 0; i < _running.Count; i++)
             {
                 var r = _running[i];
+                if (r.Beams is { Live.Count: > 0 } search)
+                {
+                    if (pass == 0 && ScheduleBeams(r, search))
+                        generationTokens += search.Live.Count;
+                    continue;
+                }
                 int remaining = r.Count - r.Computed;
                 bool decoding = remaining == 1 && r.Generated > 0;
                 if (decoding != (pass == 0) || remaining <= 0)
@@ -359,7 +382,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                     continue;
                 int firstRow = _batch.LogitRowCount;
                 _batch.Add(r.Tokens.AsSpan(r.Computed, take), r.Computed, r.Blocks.Table, _kv.BlockSize, wantLogits: reachesEnd, allLogits: allRows);
-                _scheduled.Add((r, take, firstRow, allRows));
+                _scheduled.Add(new ScheduledWork(r, take, firstRow, allRows, Beam: -1));
                 if (decoding)
                     generationTokens++;
                 else
@@ -368,6 +391,42 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _lastBatch = _scheduled.Count;
         _lastContextTokens = contextTokens;
         _lastGenerationTokens = generationTokens;
+    }
+
+    /// <summary>Adds one token per live beam of <paramref name="r"/>, all or none, copying shared blocks that a beam writes into.</summary>
+    private bool ScheduleBeams(RequestState r, BeamSearch search)
+    {
+        int width = search.Live.Count;
+        if (_batch.FreeTokens < width || _batch.MaxSequences - _batch.SequenceCount < width || _batch.LogitRows.Length - _batch.LogitRowCount < width)
+            return false;
+        // Worst case each beam needs a new block to grow into and a copy of a shared one.
+        while (_kv.FreeBlocks < 2 * width)
+            if (!PreemptNewestOutsideStep(r))
+                return false;
+        int firstRow = _batch.LogitRowCount;
+        for (int b = 0; b < width; b++)
+        {
+            var beam = search.Live[b];
+            int position = r.PromptLength + beam.Tokens.Length - 1;
+            _kv.TryReserve(beam.Blocks, position + 1);
+            _kv.TryMakeWritable(beam.Blocks, position / _kv.BlockSize, out int copyFrom);
+            if (copyFrom >= 0)
+                _blockCopies.Add((copyFrom, beam.Blocks.Table[position / _kv.BlockSize]));
+            _batch.Add(beam.Tokens.AsSpan(beam.Tokens.Length - 1, 1), position, beam.Blocks.Table, _kv.BlockSize);
+            _scheduled.Add(new ScheduledWork(r, 1, firstRow + b, AllRows: false, Beam: b));
+        }
+        return true;
+    }
+
+    private bool PreemptNewestOutsideStep(RequestState keep)
+    {
+        for (int i = _running.Count - 1; i >= 0; i--)
+            if (_running[i] != keep && !InStep(_running[i]))
+            {
+                Preempt(_running[i]);
+                return true;
+            }
+        return false;
     }
 
     /// <summary>Blocks for <paramref name="tokens"/> tokens of <paramref name="r"/>, preempting newer requests not in this step if needed.</summary>
@@ -399,8 +458,14 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private void Preempt(RequestState r)
     {
         // Recompute later from scratch: its generated tokens stay and are prefilled again with the prompt.
+        // A beam search restarts from its prompt (it streams nothing, so nothing was sent).
         _kv.Release(r.Blocks);
         r.Computed = 0;
+        if (r.Beams is { } search)
+        {
+            search.Abandon();
+            r.Count = r.PromptLength;
+        }
         _running.Remove(r);
         Interlocked.Decrement(ref _active);
         Interlocked.Increment(ref _queued);
@@ -411,8 +476,20 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private void Complete()
     {
         int vocab = _decoder.Config.VocabSize;
-        foreach (var (r, take, firstRow, allRows) in _scheduled)
+        foreach (var (r, take, firstRow, allRows, beam) in _scheduled)
         {
+            if (beam >= 0)
+            {
+                // The beams' rows are consecutive; advance the search once, at the last of them.
+                var search = r.Beams!;
+                if (beam == search.Live.Count - 1)
+                {
+                    search.Advance(_logits.AsSpan((firstRow - beam) * vocab, search.Live.Count * vocab), _scratch);
+                    if (search.Done)
+                        Finish(r);
+                }
+                continue;
+            }
             int start = r.Computed;
             r.Computed += take;
             if (allRows && r.ContextLogits is { } context)
@@ -424,7 +501,15 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             if (r.Computed < r.Count)
                 continue;
             int row = allRows ? firstRow + take - 1 : firstRow;
-            Sample(r, _logits.AsSpan(row * vocab, vocab));
+            if (r.Beams is { } beams)
+            {
+                beams.Start(_logits.AsSpan(row * vocab, vocab), r.Blocks, _scratch);
+                _kv.Release(r.Blocks);
+                if (beams.Done)
+                    Finish(r);
+            }
+            else
+                Sample(r, _logits.AsSpan(row * vocab, vocab));
         }
     }
 
@@ -490,6 +575,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private void Finish(RequestState r)
     {
         _kv.Release(r.Blocks);
+        if (r.Beams is { Done: false } search)
+            search.Finish(r.Finish == FinishReason.None ? FinishReason.Cancelled : r.Finish);
         _running.Remove(r);
         Interlocked.Decrement(ref _active);
         Interlocked.Increment(ref _completed);
@@ -498,6 +585,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
 
     private void Emit(RequestState r, bool final)
     {
+        if (r.Beams is { } beams)
+        {
+            EmitBeams(r, beams);
+            return;
+        }
         var q = r.Request;
         int from = q.Streaming ? r.Emitted : 0;
         int to = final ? r.Generated : r.Generated - HeldBack(r);
@@ -541,6 +633,33 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             r.Outputs.Writer.TryComplete();
     }
 
+    private void EmitBeams(RequestState r, BeamSearch search)
+    {
+        var best = search.Best();
+        var ids = new int[best.Count][];
+        var text = r.TextDecoder is null ? null : new string[best.Count];
+        for (int i = 0; i < best.Count; i++)
+        {
+            ids[i] = r.Request.ExcludeInputInOutput ? best[i].Tokens : [.. r.Tokens.AsSpan(0, r.PromptLength), .. best[i].Tokens];
+            if (text is not null)
+                text[i] = _tokenizer!.Decode(best[i].Tokens, skipSpecialTokens: true);
+        }
+        r.Outputs.Writer.TryWrite(new GenerationOutput
+        {
+            RequestId = r.Id,
+            TokenIds = ids,
+            Text = text,
+            IsFinal = true,
+            FinishReasons = r.Finish == FinishReason.Cancelled ? [.. best.Select(_ => FinishReason.Cancelled)] : [.. best.Select(h => h.Reason)],
+            LogProbs = r.Request.ReturnLogProbs ? [.. best.Select(h => h.LogProbs)] : null,
+            CumLogProbs = r.Request.ReturnLogProbs ? [.. best.Select(h => h.CumLogProb)] : null,
+            ContextLogits = r.ContextLogits,
+            PromptTokens = r.PromptLength,
+            ReusedPromptTokens = r.ReusedTokens,
+        });
+        r.Outputs.Writer.TryComplete();
+    }
+
     private void FailAll(FinishReason reason)
     {
         foreach (var r in _running.ToArray())
@@ -556,6 +675,9 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
         _waiting.Clear();
     }
+
+    /// <summary>A request's share of one step: tokens from its computed count, where its logit rows start, and which beam (-1: none).</summary>
+    private readonly record struct ScheduledWork(RequestState Request, int Take, int FirstRow, bool AllRows, int Beam);
 
     /// <summary>Stops the loop; requests still running or queued end with <see cref="FinishReason.Cancelled"/>.</summary>
     public void Dispose()

@@ -53,6 +53,7 @@ internal sealed class RequestState
     public int StopWordLength { get; }
     public FinishReason Finish { get; set; }
     public IncrementalDecoder? TextDecoder { get; }
+    public BeamSearch? Beams { get; init; }
     public int DecodedTokens { get; set; }
     public volatile bool CancelRequested;
 }

@@ -136,6 +136,43 @@ public sealed class KvCacheManager
         return true;
     }
 
+    /// <summary>Gives the empty <paramref name="destination"/> the same blocks as <paramref name="source"/>, shared (a beam forking from its parent).</summary>
+    public void Share(SequenceBlocks source, SequenceBlocks destination)
+    {
+        if (destination.Count != 0)
+            throw new InvalidOperationException("a sequence can only share into an empty block table");
+        for (int i = 0; i < source.Count; i++)
+        {
+            _refCount[source.Table[i]]++;
+            destination.Append(source.Table[i]);
+        }
+    }
+
+    /// <summary>
+    /// Makes block <paramref name="index"/> of <paramref name="sequence"/> its own before it is written: a block shared
+    /// with another sequence is replaced by a fresh one, whose contents the caller must copy from <paramref name="copyFrom"/>.
+    /// Returns false when no block is free; <paramref name="copyFrom"/> is -1 when nothing needs copying.
+    /// </summary>
+    public bool TryMakeWritable(SequenceBlocks sequence, int index, out int copyFrom)
+    {
+        copyFrom = None;
+        int block = sequence.Table[index];
+        if (_refCount[block] == 1 && !_registered[block])
+            return true;
+        if (FreeBlocks == 0)
+            return false;
+        int fresh = TakeEmptyBlock();
+        _refCount[fresh] = 1;
+        if (--_refCount[block] == 0)
+        {
+            LinkTail(block);
+            CachedBlocks++;
+        }
+        sequence.Table[index] = fresh;
+        copyFrom = block;
+        return true;
+    }
+
     /// <summary>Returns every block of <paramref name="sequence"/>: unshared ones go back to the pool, registered ones stay cached.</summary>
     public void Release(SequenceBlocks sequence)
     {
