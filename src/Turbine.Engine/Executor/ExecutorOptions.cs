@@ -25,8 +25,13 @@ public sealed record ExecutorOptions
     public int TokensPerBlock { get; init; } = 16;
     /// <summary>KV cache capacity in tokens (max_tokens_in_paged_kv_cache); null sizes it from <see cref="KvCacheMemoryBytes"/>.</summary>
     public int? MaxTokensInPagedKvCache { get; init; }
-    /// <summary>KV cache memory budget in bytes when no token count is given.</summary>
+    /// <summary>KV cache memory budget in bytes when no token count is given, on a backend without device memory (the CPU).</summary>
     public long KvCacheMemoryBytes { get; init; } = 1L << 30;
+    /// <summary>
+    /// On a device (GPU) backend with no token count given: the share of free device memory, after weights and
+    /// activations are loaded, that the KV cache takes (kv_cache_free_gpu_mem_fraction).
+    /// </summary>
+    public float KvCacheFreeGpuMemFraction { get; init; } = 0.9f;
     /// <summary>Share KV blocks of identical prompt prefixes (enable_kv_cache_reuse).</summary>
     public bool EnableKvCacheReuse { get; init; }
     /// <summary>Requests in the running batch at most (max_batch_size).</summary>

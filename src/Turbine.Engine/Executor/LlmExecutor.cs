@@ -57,9 +57,14 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             throw new ArgumentException($"the decoder was loaded for {decoder.Limits.MaxTokensPerStep} tokens and {decoder.Limits.MaxSequencesPerStep} sequences per step, "
                 + $"less than max_num_tokens {options.MaxNumTokens} and max_batch_size {options.MaxBatchSize}; load it with {nameof(DecoderLimitsFor)}");
         int blockSize = options.TokensPerBlock;
+        if (!(options.KvCacheFreeGpuMemFraction > 0f && options.KvCacheFreeGpuMemFraction <= 1f))
+            throw new ArgumentException($"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {options.KvCacheFreeGpuMemFraction}");
+        long budget = decoder.Backend is IDeviceMemory device
+            ? (long)(device.FreeBytes * (double)options.KvCacheFreeGpuMemFraction)
+            : options.KvCacheMemoryBytes;
         int blocks = options.MaxTokensInPagedKvCache is int tokens
             ? Math.Max(1, tokens / blockSize)
-            : (int)Math.Max(1, Math.Min(int.MaxValue, options.KvCacheMemoryBytes / decoder.KvShape(1, blockSize).BytesPerBlock));
+            : (int)Math.Max(1, Math.Min(int.MaxValue, budget / decoder.KvShape(1, blockSize).BytesPerBlock));
         _kv = new KvCacheManager(blocks, blockSize, options.EnableKvCacheReuse);
         _storage = decoder.Backend.AllocateKvCache(decoder.KvShape(blocks, blockSize));
         _batch = decoder.CreateBatch();
