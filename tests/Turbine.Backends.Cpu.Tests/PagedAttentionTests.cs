@@ -25,6 +25,15 @@ public sealed unsafe class PagedAttentionTests : IDisposable
     [Fact]
     public void SingleLongDecode() => Check([(1, 1000)], 4, 1, 64, 16, 0);
 
+    /// <summary>Few query tokens over long contexts: keys are split into ranges whose partials are merged.</summary>
+    [Theory]
+    [InlineData(8, 2, 64, 16, 0)]
+    [InlineData(8, 2, 64, 16, 300)]
+    [InlineData(4, 4, 24, 7, 0)]
+    [InlineData(6, 1, 40, 3, 257)]
+    public void SplitKeyRangesMatchReference(int numHeads, int numKvHeads, int headDim, int blockSize, int window)
+        => Check([(1, 700), (2, 300), (1, 129), (0, 50)], numHeads, numKvHeads, headDim, blockSize, window);
+
     [Fact]
     public void LargeScoresStayFinite()
         => Check([(3, 50)], 2, 1, 16, 8, 0, valueScale: 40f);

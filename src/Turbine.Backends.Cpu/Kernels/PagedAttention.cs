@@ -35,10 +35,11 @@ public readonly unsafe struct AttentionSequence
 public static unsafe class PagedAttention
 {
     // Keys scored per online-softmax step: one rescale of the accumulators per chunk, not per key.
-    private const int KeyChunk = 64;
-    // Query heads sharing a KV head that one work item handles; bounds the stack used for accumulators.
-    private const int MaxHeadsPerItem = 16;
-    private const int MaxHeadDim = 512;
+    private const int KeyChunk = 32;
+    // Bounds the stack an item uses for its accumulators (numHeads × headDim floats).
+    private const int MaxHeadsTimesDim = 32 * 1024;
+    // A split of one query's keys is not made smaller than this: merging partials has a cost too.
+    private const int MinKeysPerSplit = 128;
 
     /// <summary>Copies this step's keys and values into their cache slots.</summary>
     /// <param name="k">Keys, [tokens × kvDim].</param>
@@ -78,7 +79,7 @@ public static unsafe class PagedAttention
     /// <param name="blockSize">Token slots per cache block.</param>
     /// <param name="seqs">The sequences of the batch.</param>
     /// <param name="slidingWindow">Keys visible to a query, itself included; 0 for no window.</param>
-    /// <param name="pool">Threads to spread the (token, head group) items over.</param>
+    /// <param name="pool">Threads to spread the (query token, key range) items over.</param>
     public static void Forward(float* q, float* output, int numHeads, int numKvHeads, int headDim, float scale,
         float* kCache, float* vCache, int blockSize, ReadOnlySpan<AttentionSequence> seqs, int slidingWindow, WorkerPool pool)
     {
@@ -88,25 +89,28 @@ public static unsafe class PagedAttention
         ArgumentNullException.ThrowIfNull(pool);
         if (numHeads % numKvHeads != 0)
             throw new ArgumentException("numHeads must be a multiple of numKvHeads.", nameof(numKvHeads));
-        if (headDim <= 0 || headDim > MaxHeadDim)
-            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"must be in 1..{MaxHeadDim}");
+        if (headDim <= 0 || (long)numHeads * headDim > MaxHeadsTimesDim)
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"numHeads × headDim must be in 1..{MaxHeadsTimesDim}");
         if (seqs.IsEmpty)
             return;
 
-        int group = numHeads / numKvHeads;
-        int headsPerItem = Math.Min(group, MaxHeadsPerItem);
-        while (group % headsPerItem != 0)
-            headsPerItem--;
-        int tokens = 0;
+        int tokens = 0, maxKeys = 0;
         foreach (ref readonly var s in seqs)
         {
             if (s.QueryLength < 0 || s.QueryLength > s.ContextLength)
                 throw new ArgumentException("Each sequence needs 0 <= QueryLength <= ContextLength.", nameof(seqs));
             tokens += s.QueryLength;
+            if (s.QueryLength > 0)
+                maxKeys = Math.Max(maxKeys, slidingWindow > 0 ? Math.Min(slidingWindow, s.ContextLength) : s.ContextLength);
         }
-        // Split head groups further while there are too few items to keep every thread busy (decode, MQA).
-        while (headsPerItem > 1 && (long)tokens * numHeads / headsPerItem < 4L * pool.ThreadCount && headsPerItem % 2 == 0)
-            headsPerItem /= 2;
+        if (tokens == 0)
+            return;
+        // An item is one query token with all its heads, so each key and value row is read whole and
+        // in order. Few tokens (decode) cannot keep the threads busy that way: their keys are then
+        // split into ranges whose partial softmax results are merged afterwards (flash-decoding).
+        int splits = 1;
+        if (tokens < 4 * pool.ThreadCount)
+            splits = Math.Clamp(Math.Min((4 * pool.ThreadCount + tokens - 1) / tokens, maxKeys / MinKeysPerSplit), 1, 64);
 
         // Prefix sums of query lengths map a flat token ordinal back to its sequence.
         int[]? rented = null;
@@ -116,16 +120,20 @@ public static unsafe class PagedAttention
             ends[i] = acc += seqs[i].QueryLength;
         try
         {
+            int partialStride = numHeads * (headDim + 2);
             fixed (AttentionSequence* sp = seqs)
             fixed (int* ep = ends)
             {
                 var job = new AttentionJob
                 {
-                    Q = q, Output = output, NumHeads = numHeads, NumKvHeads = numKvHeads, HeadDim = headDim, Scale = scale,
+                    Q = q, Output = output, NumHeads = numHeads, HeadDim = headDim, Scale = scale,
                     KCache = kCache, VCache = vCache, BlockSize = blockSize, Seqs = sp, Ends = ep, SeqCount = seqs.Length,
-                    Window = slidingWindow, Group = group, HeadsPerItem = headsPerItem, ItemsPerToken = numHeads / headsPerItem,
+                    Window = slidingWindow, Group = numHeads / numKvHeads, KvDim = numKvHeads * headDim, Splits = splits,
+                    Partials = splits > 1 ? pool.Scratch(tokens * splits * partialStride) : null,
                 };
-                pool.For(tokens * job.ItemsPerToken, job);
+                pool.For(tokens * splits, job);
+                if (splits > 1)
+                    MergeSplits(job.Partials, tokens, splits, numHeads, headDim, ends, sp, output);
             }
         }
         finally
@@ -135,12 +143,46 @@ public static unsafe class PagedAttention
         }
     }
 
+    /// <summary>
+    /// Combines the per-range (max, sum, unnormalised output) partials of each query token and head:
+    /// every range is rescaled to the common maximum before sums and outputs are added.
+    /// </summary>
+    private static void MergeSplits(float* partials, int tokens, int splits, int numHeads, int d, Span<int> ends, AttentionSequence* seqs, float* output)
+    {
+        int stride = numHeads * (d + 2);
+        int s = 0;
+        for (int t = 0; t < tokens; t++)
+        {
+            while (ends[s] <= t)
+                s++;
+            int row = seqs[s].QueryStart + t - (ends[s] - seqs[s].QueryLength);
+            for (int h = 0; h < numHeads; h++)
+            {
+                float* o = output + ((nint)row * numHeads + h) * d;
+                float max = float.NegativeInfinity;
+                for (int p = 0; p < splits; p++)
+                    max = Math.Max(max, partials[((nint)t * splits + p) * stride + h * (d + 2)]);
+                new Span<float>(o, d).Clear();
+                float sum = 0;
+                for (int p = 0; p < splits; p++)
+                {
+                    float* part = partials + ((nint)t * splits + p) * stride + h * (d + 2);
+                    if (part[1] == 0)
+                        continue; // an empty range
+                    float w = MathF.Exp(part[0] - max);
+                    sum += part[1] * w;
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(part + 2, d), w, new ReadOnlySpan<float>(o, d), new Span<float>(o, d));
+                }
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(o, d), 1f / sum, new Span<float>(o, d));
+            }
+        }
+    }
+
     private struct AttentionJob : IParallelJob
     {
         public float* Q;
         public float* Output;
         public int NumHeads;
-        public int NumKvHeads;
         public int HeadDim;
         public float Scale;
         public float* KCache;
@@ -151,17 +193,17 @@ public static unsafe class PagedAttention
         public int SeqCount;
         public int Window;
         public int Group;
-        public int HeadsPerItem;
-        public int ItemsPerToken;
+        public int KvDim;
+        public int Splits;
+        public float* Partials;
 
         // Scratch is fully written before it is read; zeroing it would cost more than small items do.
         [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Execute(int index)
         {
-            int ordinal = index / ItemsPerToken;
-            int h0 = index % ItemsPerToken * HeadsPerItem;
-            int kvHead = h0 / Group;
+            int ordinal = index / Splits;
+            int part = index % Splits;
 
             int lo = 0, hi = SeqCount - 1;
             while (lo < hi)
@@ -177,112 +219,164 @@ public static unsafe class PagedAttention
             int row = seq.QueryStart + i;
             int pos = seq.ContextLength - seq.QueryLength + i;
             int start = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
+            int keys = pos + 1 - start;
+            int first = start + (int)((long)keys * part / Splits);
+            int last = start + (int)((long)keys * (part + 1) / Splits) - 1;
 
             int d = HeadDim;
-            int nh = HeadsPerItem;
-            int kvDim = NumKvHeads * d;
-            float* qh = Q + ((nint)row * NumHeads + h0) * d;
+            int nh = NumHeads;
+            float* qh = Q + (nint)row * nh * d;
             float* acc = stackalloc float[nh * d];
             float* scores = stackalloc float[nh * KeyChunk];
             float* max = stackalloc float[nh];
             float* sum = stackalloc float[nh];
-            // Row pointers of the chunk being processed and of the next one, which is prefetched
-            // meanwhile: consecutive keys sit a whole token row (often a page) apart, beyond what
-            // the hardware prefetcher follows, so without this every key pays a DRAM round trip.
+            int* kvOffset = stackalloc int[nh];
             float** kRows = stackalloc float*[KeyChunk];
             float** vRows = stackalloc float*[KeyChunk];
-            float** kNext = stackalloc float*[KeyChunk];
-            float** vNext = stackalloc float*[KeyChunk];
             new Span<float>(acc, nh * d).Clear();
             for (int h = 0; h < nh; h++)
             {
                 max[h] = float.NegativeInfinity;
                 sum[h] = 0;
+                kvOffset[h] = h / Group * d;
             }
 
             // Walk the block table incrementally: one division per item, not two per key.
-            int block = start / BlockSize;
-            int offset = start - block * BlockSize;
-            nint headOffset = (nint)kvHead * d;
-            int jcNext = Math.Min(KeyChunk, pos + 1 - start);
-            NextRows(this, seq.BlockTable, ref block, ref offset, jcNext, kvDim, headOffset, kNext, vNext);
-            for (int j0 = start; j0 <= pos; j0 += KeyChunk)
+            int block = first / BlockSize;
+            int offset = first - block * BlockSize;
+            for (int j0 = first; j0 <= last; j0 += KeyChunk)
             {
-                int jc = jcNext;
-                float** swap = kRows;
-                kRows = kNext;
-                kNext = swap;
-                swap = vRows;
-                vRows = vNext;
-                vNext = swap;
-                jcNext = Math.Max(0, Math.Min(KeyChunk, pos + 1 - (j0 + KeyChunk)));
-                NextRows(this, seq.BlockTable, ref block, ref offset, jcNext, kvDim, headOffset, kNext, vNext);
+                int jc = Math.Min(KeyChunk, last + 1 - j0);
+                for (int j = 0; j < jc; j++)
+                {
+                    nint rowOffset = ((nint)seq.BlockTable[block] * BlockSize + offset) * KvDim;
+                    kRows[j] = KCache + rowOffset;
+                    vRows[j] = VCache + rowOffset;
+                    if (++offset == BlockSize)
+                    {
+                        offset = 0;
+                        block++;
+                    }
+                }
 
-                ScoreChunk(qh, nh, d, kRows, jc, Scale, scores);
+                ScoreChunk(qh, nh, d, kvOffset, kRows, vRows, jc, Scale, scores);
                 for (int h = 0; h < nh; h++)
                 {
                     float* sc = scores + h * KeyChunk;
                     float m = max[h];
-                    for (int jj = 0; jj < jc; jj++)
-                        m = Math.Max(m, sc[jj]);
+                    for (int j = 0; j < jc; j++)
+                        m = Math.Max(m, sc[j]);
                     float correction = MathF.Exp(max[h] - m);
                     max[h] = m;
                     var span = new Span<float>(sc, jc);
                     TensorPrimitives.Subtract(span, m, span);
                     TensorPrimitives.Exp(span, span);
                     sum[h] = sum[h] * correction + TensorPrimitives.Sum(span);
-                    AccumulateValues(acc + h * d, correction, sc, vRows, jc, d);
+                    AccumulateValues(acc + h * d, correction, sc, vRows, kvOffset[h], jc, d);
                 }
             }
 
-            float* oh = Output + ((nint)row * NumHeads + h0) * d;
-            for (int h = 0; h < nh; h++)
+            if (Partials == null)
             {
-                float inv = 1f / sum[h];
-                for (int e = 0; e < d; e++)
-                    oh[h * d + e] = acc[h * d + e] * inv;
+                float* oh = Output + (nint)row * nh * d;
+                for (int h = 0; h < nh; h++)
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + h * d, d), 1f / sum[h], new Span<float>(oh + h * d, d));
+            }
+            else
+            {
+                float* dst = Partials + (nint)index * nh * (d + 2);
+                for (int h = 0; h < nh; h++)
+                {
+                    dst[h * (d + 2)] = max[h];
+                    dst[h * (d + 2) + 1] = sum[h];
+                    Buffer.MemoryCopy(acc + h * d, dst + h * (d + 2) + 2, d * sizeof(float), d * sizeof(float));
+                }
             }
         }
     }
 
     /// <summary>
-    /// scores[h·KeyChunk + j] = scale · q_h · k_j for every head of the group and key of the chunk.
-    /// (head, key) pairs are reduced four at a time with horizontal adds: a lone horizontal sum per
-    /// dot product costs more instructions than the product itself at typical head sizes.
+    /// scores[h·KeyChunk + j] = scale · q_h · k_j[kvOffset[h]..] for every head and key of the chunk,
+    /// key by key so that each key row is read whole and in order. (key, head) pairs are reduced four
+    /// at a time with horizontal adds: a lone horizontal sum per dot product costs more instructions
+    /// than the product itself at typical head sizes. The value rows of the chunk are prefetched
+    /// meanwhile, as their heads are read later one slice of all rows at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreChunk(float* q, int nh, int d, float** kRows, int count, float scale, float* scores)
+    private static void ScoreChunk(float* q, int nh, int d, int* kvOffset, float** kRows, float** vRows, int count, float scale, float* scores)
     {
+        if (Sse.IsSupported)
+        {
+            int rowFloats = (kvOffset[nh - 1] + d) & ~15;
+            for (int j = 0; j < count; j++)
+            {
+                for (int e = 0; e < rowFloats; e += 16)
+                    Sse.Prefetch0(vRows[j] + e);
+            }
+        }
         int pairs = count * nh;
-        int t = 0;
+        int t = 0, key = 0, head = 0;
         if (Vector512.IsHardwareAccelerated && Avx.IsSupported && d % 16 == 0)
         {
             for (; t <= pairs - 4; t += 4)
             {
-                var s = Reduce4(
-                    PartialDot512(q + t % nh * d, kRows[t / nh], d),
-                    PartialDot512(q + (t + 1) % nh * d, kRows[(t + 1) / nh], d),
-                    PartialDot512(q + (t + 2) % nh * d, kRows[(t + 2) / nh], d),
-                    PartialDot512(q + (t + 3) % nh * d, kRows[(t + 3) / nh], d)) * scale;
-                for (int u = 0; u < 4; u++)
-                    scores[(t + u) % nh * KeyChunk + (t + u) / nh] = s.GetElement(u);
+                int h0 = head, j0 = key;
+                var p0 = PartialDot512(q + h0 * d, kRows[j0] + kvOffset[h0], d);
+                Advance(ref key, ref head, nh);
+                int h1 = head, j1 = key;
+                var p1 = PartialDot512(q + h1 * d, kRows[j1] + kvOffset[h1], d);
+                Advance(ref key, ref head, nh);
+                int h2 = head, j2 = key;
+                var p2 = PartialDot512(q + h2 * d, kRows[j2] + kvOffset[h2], d);
+                Advance(ref key, ref head, nh);
+                int h3 = head, j3 = key;
+                var p3 = PartialDot512(q + h3 * d, kRows[j3] + kvOffset[h3], d);
+                Advance(ref key, ref head, nh);
+                var s = Reduce4(p0, p1, p2, p3) * scale;
+                scores[h0 * KeyChunk + j0] = s.GetElement(0);
+                scores[h1 * KeyChunk + j1] = s.GetElement(1);
+                scores[h2 * KeyChunk + j2] = s.GetElement(2);
+                scores[h3 * KeyChunk + j3] = s.GetElement(3);
             }
         }
         else if (Vector256.IsHardwareAccelerated && Avx.IsSupported && d % 8 == 0)
         {
             for (; t <= pairs - 4; t += 4)
             {
-                var s = Reduce4(
-                    PartialDot256(q + t % nh * d, kRows[t / nh], d),
-                    PartialDot256(q + (t + 1) % nh * d, kRows[(t + 1) / nh], d),
-                    PartialDot256(q + (t + 2) % nh * d, kRows[(t + 2) / nh], d),
-                    PartialDot256(q + (t + 3) % nh * d, kRows[(t + 3) / nh], d)) * scale;
-                for (int u = 0; u < 4; u++)
-                    scores[(t + u) % nh * KeyChunk + (t + u) / nh] = s.GetElement(u);
+                int h0 = head, j0 = key;
+                var p0 = PartialDot256(q + h0 * d, kRows[j0] + kvOffset[h0], d);
+                Advance(ref key, ref head, nh);
+                int h1 = head, j1 = key;
+                var p1 = PartialDot256(q + h1 * d, kRows[j1] + kvOffset[h1], d);
+                Advance(ref key, ref head, nh);
+                int h2 = head, j2 = key;
+                var p2 = PartialDot256(q + h2 * d, kRows[j2] + kvOffset[h2], d);
+                Advance(ref key, ref head, nh);
+                int h3 = head, j3 = key;
+                var p3 = PartialDot256(q + h3 * d, kRows[j3] + kvOffset[h3], d);
+                Advance(ref key, ref head, nh);
+                var s = Reduce4(p0, p1, p2, p3) * scale;
+                scores[h0 * KeyChunk + j0] = s.GetElement(0);
+                scores[h1 * KeyChunk + j1] = s.GetElement(1);
+                scores[h2 * KeyChunk + j2] = s.GetElement(2);
+                scores[h3 * KeyChunk + j3] = s.GetElement(3);
             }
         }
         for (; t < pairs; t++)
-            scores[t % nh * KeyChunk + t / nh] = VectorOps.Dot(q + t % nh * d, kRows[t / nh], d) * scale;
+        {
+            scores[head * KeyChunk + key] = VectorOps.Dot(q + head * d, kRows[key] + kvOffset[head], d) * scale;
+            Advance(ref key, ref head, nh);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Advance(ref int key, ref int head, int nh)
+    {
+        if (++head == nh)
+        {
+            head = 0;
+            key++;
+        }
     }
 
     /// <summary>Lane-wise partial sums of a·b over d (a multiple of 16) elements.</summary>
@@ -333,38 +427,12 @@ public static unsafe class PagedAttention
         return abcd.GetLower() + abcd.GetUpper();
     }
 
-    /// <summary>Fills the row pointers of the next <paramref name="count"/> keys and prefetches their rows into L2.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void NextRows(in AttentionJob job, int* blockTable, ref int block, ref int offset, int count, int kvDim, nint headOffset, float** kRows, float** vRows)
-    {
-        int lineFloats = 64 / sizeof(float);
-        for (int j = 0; j < count; j++)
-        {
-            nint rowOffset = ((nint)blockTable[block] * job.BlockSize + offset) * kvDim + headOffset;
-            kRows[j] = job.KCache + rowOffset;
-            vRows[j] = job.VCache + rowOffset;
-            if (Sse.IsSupported)
-            {
-                for (int e = 0; e < job.HeadDim; e += lineFloats)
-                {
-                    Sse.Prefetch1(kRows[j] + e);
-                    Sse.Prefetch1(vRows[j] + e);
-                }
-            }
-            if (++offset == job.BlockSize)
-            {
-                offset = 0;
-                block++;
-            }
-        }
-    }
-
     /// <summary>
-    /// acc = acc·correction + Σ p[j]·v[j]: the accumulator slice stays in registers across all keys
+    /// acc = acc·correction + Σ p[j]·v[j][vOffset..vOffset+d]: the accumulator slice stays in registers across all keys
     /// of the chunk instead of being loaded and stored once per key.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues(float* acc, float correction, float* p, float** v, int count, int d)
+    private static void AccumulateValues(float* acc, float correction, float* p, float** v, int vOffset, int count, int d)
     {
         int e = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -379,7 +447,7 @@ public static unsafe class PagedAttention
                 for (int j = 0; j < count; j++)
                 {
                     var pj = Vector512.Create(p[j]);
-                    float* vr = v[j] + e;
+                    float* vr = v[j] + vOffset + e;
                     a0 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr), a0);
                     a1 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr + 16), a1);
                     a2 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vr + 32), a2);
@@ -394,7 +462,7 @@ public static unsafe class PagedAttention
             {
                 var a0 = Vector512.Load(acc + e) * c;
                 for (int j = 0; j < count; j++)
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(v[j] + e), a0);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(v[j] + vOffset + e), a0);
                 a0.Store(acc + e);
             }
         }
@@ -410,7 +478,7 @@ public static unsafe class PagedAttention
                 for (int j = 0; j < count; j++)
                 {
                     var pj = Vector256.Create(p[j]);
-                    float* vr = v[j] + e;
+                    float* vr = v[j] + vOffset + e;
                     a0 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr), a0);
                     a1 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr + 8), a1);
                     a2 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vr + 16), a2);
@@ -425,7 +493,7 @@ public static unsafe class PagedAttention
             {
                 var a0 = Vector256.Load(acc + e) * c;
                 for (int j = 0; j < count; j++)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v[j] + e), a0);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v[j] + vOffset + e), a0);
                 a0.Store(acc + e);
             }
         }
@@ -433,7 +501,7 @@ public static unsafe class PagedAttention
         {
             float a = acc[e] * correction;
             for (int j = 0; j < count; j++)
-                a += p[j] * v[j][e];
+                a += p[j] * v[j][vOffset + e];
             acc[e] = a;
         }
     }
