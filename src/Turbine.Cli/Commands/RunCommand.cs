@@ -74,7 +74,7 @@ internal static class RunCommand
                 MaxBatchSize = Math.Max(1, prompts.Length),
                 MaxNumTokens = 512,
                 TokensPerBlock = BlockSize,
-                MaxTokensInPagedKvCache = (longest + o.MaxOutputLen + BlockSize) * prompts.Length,
+                MaxTokensInPagedKvCache = (longest + o.MaxOutputLen + 2 * BlockSize) * prompts.Length,
             };
             using var backend = new CpuBackend(o.Threads);
             using var decoder = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(o.Model))}",
@@ -90,9 +90,10 @@ internal static class RunCommand
                 {
                     PromptIds = prompts[i], MaxTokens = o.MaxOutputLen, Sampling = sampling, EndId = endId, Streaming = stream,
                 };
+                var outputs = executor.Submit(request);
                 if (stream)
                     Console.Write($"Input [Text 0]: \"{o.Prompts[0]}\"\nOutput [Text 0]: \"");
-                runs[i] = Collect(executor.Submit(request), stream ? tokenizer.CreateIncrementalDecoder(skipSpecialTokens: true) : null, clock);
+                runs[i] = Collect(outputs, stream ? tokenizer.CreateIncrementalDecoder(skipSpecialTokens: true) : null, clock);
             }
             Task.WaitAll(runs);
             var total = clock.Elapsed;

@@ -208,7 +208,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                     throw new RequestRejectedException("stop_words and bad_words entries must not be empty");
         if (r.ReturnContextLogits && r.PromptIds.Length > _decoder.Limits.LogitRows * 64)
             throw new RequestRejectedException("return_context_logits is limited to prompts of " + _decoder.Limits.LogitRows * 64 + " tokens");
-        if (beams * (_kv.BlocksFor(r.PromptIds.Length + r.MaxTokens) + 1) > _kv.TotalBlocks)
+        // Beams may each hold one extra block while a shared block is copied.
+        int blocksNeeded = _kv.BlocksFor(r.PromptIds.Length + r.MaxTokens);
+        if (beams > 1)
+            blocksNeeded = beams * (blocksNeeded + 1);
+        if (blocksNeeded > _kv.TotalBlocks)
             throw new RequestRejectedException(
                 $"prompt plus max_tokens ({r.PromptIds.Length + r.MaxTokens} tokens) can never fit the KV cache of {KvCapacityTokens} tokens");
     }
