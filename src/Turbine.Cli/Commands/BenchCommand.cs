@@ -18,8 +18,6 @@ namespace Turbine.Cli.Commands;
 /// </summary>
 internal static class BenchCommand
 {
-    private static readonly JsonSerializerOptions JsonOutput = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
-
     public static Command Create() => new("bench", "Benchmark generation: make workloads, drive the engine or a server, sweep static batches")
     {
         CreateDataset(), CreateRun(), CreateSweep(),
@@ -132,7 +130,7 @@ internal static class BenchCommand
                         InProcessBenchmark.RunAsync(executor, workload, load, progress, cancellationToken).GetAwaiter().GetResult());
                 }
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new RunSummary(config, report), JsonOutput));
+                    Console.WriteLine(JsonSerializer.Serialize(new RunSummary(config, report));
                 else
                     PrintReport(config, report);
                 if (report.Failed > 0)
@@ -190,7 +188,7 @@ internal static class BenchCommand
                     return points;
                 });
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(points, JsonOutput));
+                    Console.WriteLine(JsonSerializer.Serialize(points);
                 else
                     PrintSweep(points);
                 await Console.Out.FlushAsync(cancellationToken);
