@@ -24,6 +24,7 @@ public sealed unsafe class LinearTests : IDisposable
                 data.Add(t, m, 781, 130, false);
             }
             data.Add(t, 1, 4096, 300, true);
+            data.Add(t, 5, 4133, 7, true); // k longer than one prefill slice
             data.Add(t, 1, 16, 1031, false);
         }
         return data;
