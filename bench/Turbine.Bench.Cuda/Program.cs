@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Turbine.Backends.Cuda;
+using Turbine.Engine.Backends;
+using Turbine.Engine.Executor;
+using Turbine.Engine.KvCache;
+using Turbine.Engine.Models;
+
+// The CUDA backend on a GPU machine (run by tools/gpu/check_cuda.sh):
+//   fixtures DIR...                               greedy ids and last logits of tests/fixtures/models/* against reference.json
+//   teacher --model DIR --ids FILE --out PREFIX   teacher-forced logits of int32 ids, by one prefill step and by decode steps
+//   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
+//   profile --model DIR [--batch 1] [--context 128] [--steps 16]              per-operation time of decode steps (CUDA events)
+if (args.Length == 0)
+{
+    Console.Error.WriteLine("usage: fixtures DIR... | teacher ... | perf ... | profile ...");
+    return 2;
+}
+var named = new Dictionary<string, string>();
+var positional = new List<string>();
+for (int i = 1; i < args.Length; i++)
+    if (args[i].StartsWith("--", StringComparison.Ordinal))
+        named[args[i][2..]] = args[++i];
+    else
+        positional.Add(args[i]);
+int Int(string name, int fallback) => named.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+
+return args[0] switch
+{
+    "fixtures" => await Fixtures(positional),
+    "teacher" => Teacher(named["model"], named["ids"], named["out"]),
+    "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
+    "profile" => Profile(named["model"], Int("batch", 1), Int("context", 128), Int("steps", 16)),
+    _ => 2,
+};
+
+static async Task<int> Fixtures(List<string> dirs)
+{
+    int failures = 0;
+    using var backend = new CudaBackend();
+    Console.WriteLine($"device: {backend.DeviceDescription}; options: {backend.Options}");
+    foreach (var dir in dirs)
+    {
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "reference.json")));
+        var cases = doc.RootElement.GetProperty("cases").EnumerateArray()
+            .Select(c => (Ids: c.GetProperty("prompt_ids").Deserialize<int[]>()!, Logits: c.GetProperty("last_logits").Deserialize<float[]>()!,
+                Greedy: c.GetProperty("greedy_ids").Deserialize<int[]>()!))
+            .ToArray();
+        double worst = 0;
+        using (var decoder = Decoder.Load(dir, backend, new DecoderLimits(64, 4)))
+        {
+            var storage = backend.AllocateKvCache(decoder.KvShape(64, 4));
+            var blocks = new KvCacheManager(64, 4);
+            foreach (var c in cases)
+            {
+                var seq = new SequenceBlocks();
+                blocks.TryReserve(seq, c.Ids.Length);
+                var batch = decoder.CreateBatch();
+                batch.Add(c.Ids, 0, seq.Table, blocks.BlockSize);
+                var logits = new float[decoder.Config.VocabSize];
+                decoder.Forward(batch, storage, logits);
+                blocks.Release(seq);
+                worst = Math.Max(worst, RelativeL2(logits, c.Logits));
+            }
+            storage.Dispose();
+        }
+        int single = 0, packed = 0;
+        using (var decoder = Decoder.Load(dir, backend, new DecoderLimits(64, 4)))
+        using (var executor = new LlmExecutor(decoder, new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, TokensPerBlock = 4, MaxTokensInPagedKvCache = 256, MaxSeqLen = 128 }))
+            foreach (var c in cases)
+                single += (await FinalIds(executor.Submit(new GenerationRequest { PromptIds = c.Ids, MaxTokens = c.Greedy.Length, EndId = -1 }))).SequenceEqual(c.Greedy) ? 1 : 0;
+        // 16 tokens per step: chunked prefill across steps, prompts of different lengths packed together.
+        bool packable = name != "llama-dynamic";
+        if (packable)
+        {
+            using var decoder = Decoder.Load(dir, backend, new DecoderLimits(16, 4));
+            using var executor = new LlmExecutor(decoder, new ExecutorOptions { MaxNumTokens = 16, MaxBatchSize = 4, TokensPerBlock = 4, MaxTokensInPagedKvCache = 512 });
+            var runs = cases.Select(c => FinalIds(executor.Submit(new GenerationRequest { PromptIds = c.Ids, MaxTokens = 24, EndId = -1 }))).ToArray();
+            for (int i = 0; i < runs.Length; i++)
+                packed += (await runs[i]).SequenceEqual(cases[i].Greedy) ? 1 : 0;
+        }
+        bool ok = single == cases.Length && (!packable || packed == cases.Length) && worst < 1e-3;
+        failures += ok ? 0 : 1;
+        Console.WriteLine($"{(ok ? "PASS" : "FAIL")} {name,-18} last-logits max rel L2 {worst:E2}  greedy one-at-a-time {single}/{cases.Length}  packed+chunked {(packable ? $"{packed}/{cases.Length}" : "n/a")}");
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+static int Teacher(string model, string idsPath, string outPrefix)
+{
+    var bytes = File.ReadAllBytes(idsPath);
+    var ids = MemoryMarshal.Cast<byte, int>(bytes).ToArray();
+    int n = ids.Length;
+    using var backend = new CudaBackend();
+    Console.WriteLine($"device: {backend.DeviceDescription}; options: {backend.Options}");
+    var load = Stopwatch.StartNew();
+    using var decoder = Decoder.Load(model, backend, new DecoderLimits(n, 1, n));
+    Console.WriteLine($"loaded {backend.WeightBytes / 1e9:F2} GB of weights in {load.Elapsed.TotalSeconds:F1} s");
+    int vocab = decoder.Config.VocabSize;
+    const int blockSize = 16;
+    int blockCount = (n + blockSize - 1) / blockSize;
+    using var storage = backend.AllocateKvCache(decoder.KvShape(blockCount, blockSize));
+    var table = Enumerable.Range(0, blockCount).ToArray();
+    var batch = decoder.CreateBatch();
+
+    var all = new float[(long)n * vocab];
+    batch.Clear();
+    batch.Add(ids, 0, table, blockSize, allLogits: true);
+    decoder.Forward(batch, storage, all);
+    File.WriteAllBytes(outPrefix + ".prefill.f32", MemoryMarshal.AsBytes(all.AsSpan()).ToArray());
+
+    var row = new float[vocab];
+    for (int i = 0; i < n; i++)
+    {
+        batch.Clear();
+        batch.Add(ids.AsSpan(i, 1), i, table, blockSize);
+        decoder.Forward(batch, storage, row);
+        row.CopyTo(all.AsSpan(i * vocab, vocab));
+    }
+    File.WriteAllBytes(outPrefix + ".decode.f32", MemoryMarshal.AsBytes(all.AsSpan()).ToArray());
+    Console.WriteLine($"wrote {outPrefix}.prefill.f32 and {outPrefix}.decode.f32 ({n} × {vocab})");
+    return 0;
+}
+
+static async Task<int> Perf(string model, int batchSize, int input, int output, int ttftTokens)
+{
+    using var backend = new CudaBackend();
+    var options = new ExecutorOptions
+    {
+        MaxBatchSize = batchSize, MaxNumTokens = Math.Max(2048, ttftTokens), TokensPerBlock = 16,
+        MaxTokensInPagedKvCache = Math.Max(batchSize * (input + output + 32), ttftTokens + 64),
+    };
+    var load = Stopwatch.StartNew();
+    using var decoder = Decoder.Load(model, backend, LlmExecutor.DecoderLimitsFor(options));
+    double loadSeconds = load.Elapsed.TotalSeconds;
+    using var executor = new LlmExecutor(decoder, options);
+    var random = new Random(7);
+    int[] Prompt(int length) => [.. Enumerable.Range(0, length).Select(_ => random.Next(100, Math.Min(30000, decoder.Config.VocabSize)))];
+
+    await Generate([Prompt(input)], 4);
+    var prompts = Enumerable.Range(0, batchSize).Select(_ => Prompt(input)).ToArray();
+    var (total, firstAll) = await Generate(prompts, output);
+    double rate = (double)batchSize * output / total;
+    double decodeRate = (double)batchSize * (output - 1) / (total - firstAll);
+    Console.WriteLine($"| {Path.GetFileName(model)} | batch {batchSize} | {input} in / {output} out | {rate:F1} output tok/s end to end | "
+        + $"{decodeRate:F1} tok/s after the last first token | {total:F2} s | load {loadSeconds:F1} s |");
+    if (ttftTokens > 0)
+    {
+        var times = new List<double>();
+        for (int r = 0; r < 4; r++)
+        {
+            var (t, _) = await Generate([Prompt(ttftTokens)], 1);
+            times.Add(t);
+        }
+        times.RemoveAt(0);
+        times.Sort();
+        Console.WriteLine($"| TTFT {ttftTokens} tokens (median of 3, after one warm-up) | {times[1] * 1000:F1} ms |");
+    }
+    return 0;
+
+    async Task<(double Total, double FirstAll)> Generate(int[][] batch, int tokens)
+    {
+        var clock = Stopwatch.StartNew();
+        var firsts = new double[batch.Length];
+        var runs = batch.Select((p, i) => Task.Run(async () =>
+        {
+            await foreach (var o in executor.Submit(new GenerationRequest { PromptIds = p, MaxTokens = tokens, EndId = -1, Streaming = true }))
+                if (firsts[i] == 0 && o.TokenIds[0].Length > 0)
+                    firsts[i] = clock.Elapsed.TotalSeconds;
+        })).ToArray();
+        await Task.WhenAll(runs);
+        return (clock.Elapsed.TotalSeconds, firsts.Max());
+    }
+}
+
+static int Profile(string model, int batchSize, int context, int steps)
+{
+    using var backend = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { Profile = true });
+    using var decoder = Decoder.Load(model, backend, new DecoderLimits(Math.Max(batchSize, 256), batchSize));
+    const int blockSize = 16;
+    int perSeq = (context + steps + blockSize) / blockSize + 1;
+    using var storage = backend.AllocateKvCache(decoder.KvShape(perSeq * batchSize, blockSize));
+    var tables = Enumerable.Range(0, batchSize).Select(s => Enumerable.Range(s * perSeq, perSeq).ToArray()).ToArray();
+    var batch = decoder.CreateBatch();
+    var logits = new float[(long)batchSize * decoder.Config.VocabSize];
+    var token = new[] { 1000 };
+    // The cache content does not change the time; positions before `context` are treated as filled.
+    double Step(int position)
+    {
+        batch.Clear();
+        for (int s = 0; s < batchSize; s++)
+            batch.Add(token, position, tables[s], blockSize);
+        var sw = Stopwatch.StartNew();
+        decoder.Forward(batch, storage, logits.AsSpan(0, batchSize * decoder.Config.VocabSize));
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    for (int i = 0; i < 3; i++)
+        Step(context + i);
+    backend.ResetProfile();
+    var wall = new List<double>();
+    for (int i = 0; i < steps; i++)
+        wall.Add(Step(context + i));
+    wall.Sort();
+    var profile = backend.Profile.OrderByDescending(p => p.Value.Milliseconds).ToArray();
+    double sum = profile.Sum(p => p.Value.Milliseconds) / steps;
+    Console.WriteLine($"decode step, batch {batchSize}, context {context}: wall median {wall[steps / 2]:F3} ms with profiling events; GPU sum {sum:F3} ms");
+    Console.WriteLine("| operation | ms / step | calls / step | share |");
+    foreach (var (name, (ms, calls)) in profile)
+        Console.WriteLine($"| {name} | {ms / steps:F3} | {calls / steps} | {ms / steps / sum:P1} |");
+    return 0;
+}
+
+static async Task<int[]> FinalIds(IAsyncEnumerable<GenerationOutput> outputs)
+{
+    int[] ids = [];
+    await foreach (var o in outputs)
+        ids = o.TokenIds[0];
+    return ids;
+}
+
+static double RelativeL2(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+{
+    double diff = 0, norm = 0;
+    for (int i = 0; i < expected.Length; i++)
+    {
+        double d = actual[i] - expected[i];
+        diff += d * d;
+        norm += (double)expected[i] * expected[i];
+    }
+    return Math.Sqrt(diff / norm);
+}

@@ -1,0 +1,494 @@
+using Turbine.Backends.Cuda.Native;
+using Turbine.Core.Checkpoints;
+using Turbine.Core.Tensors;
+using Turbine.Engine.Backends;
+
+namespace Turbine.Backends.Cuda;
+
+/// <summary>
+/// The decoder's operations on an NVIDIA GPU: weights uploaded once in their checkpoint dtype, float32 activations,
+/// a paged KV cache in device memory, kernels compiled by NVRTC for the device, GEMV kernels for steps of few rows
+/// and cuBLAS tensor-core GEMMs for many. Every call is queued on one stream; <see cref="Download"/> waits for it.
+/// </summary>
+public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
+{
+    // Rows up to this go through the GEMV kernels (weights streamed once, float32 activations); more go to cuBLAS.
+    private const int GemvMaxRows = 8;
+    private const int KeyTile = 32;
+    private const int MaxHeadDim = 256;
+
+    private readonly CudaDevice _device;
+    private readonly CudaBackendOptions _options;
+    private readonly WeightArena _arena;
+    private readonly Profiler? _profiler;
+    private bool _halfWeights;
+    private ForwardBatch? _batch;
+
+    // Step metadata: written to pinned host memory, copied in one transfer to _meta.
+    private byte* _staging;
+    private long _stagingBytes;
+    private ulong _meta;
+    private long _metaBytes;
+    private long _tokensOff, _slotsOff, _tokSeqOff, _cosOff, _sinOff, _seqsOff, _tablesOff, _rowsOff;
+    private int _rowsCapacity;
+    private int _maxContext;
+
+    private ulong _gemmIn, _gemmOut, _partial;
+    private long _gemmInBytes, _gemmOutBytes, _partialBytes;
+    private nint _cublas;
+    private readonly HashSet<nint> _sharedRaised = [];
+
+    /// <summary>A backend on the GPU <paramref name="options"/> names (default: device 0, settings from the environment).</summary>
+    public CudaBackend(CudaBackendOptions? options = null)
+    {
+        _options = options ?? new CudaBackendOptions().FromEnvironment();
+        _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
+        _arena = new WeightArena(_device);
+        if (_options.Profile)
+            _profiler = new Profiler(_device);
+    }
+
+    /// <summary>
+    /// Whether a CUDA device can be used here: the driver loads and reports at least one GPU. Otherwise
+    /// <paramref name="reason"/> says why not.
+    /// </summary>
+    public static bool IsAvailable(out string reason)
+    {
+        try
+        {
+            int status = Driver.cuInit(0);
+            if (status != 0)
+            {
+                reason = $"cuInit failed: {Driver.Describe(status)}";
+                return false;
+            }
+            int count;
+            Driver.Check(Driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
+            reason = count > 0 ? "" : "the NVIDIA driver reports no GPU";
+            return count > 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaException)
+        {
+            reason = $"the CUDA driver (libcuda.so.1) could not be loaded: {e.Message}";
+            return false;
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => $"cuda:{_device.Ordinal}";
+
+    /// <summary>The GPU, its compute capability and multiprocessor count, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)".</summary>
+    public string DeviceDescription => $"{_device.DeviceName} (sm_{_device.Major}{_device.Minor}, {_device.Multiprocessors} SMs, driver {_device.DriverVersion})";
+
+    /// <summary>Bytes of weights uploaded.</summary>
+    public long WeightBytes => _arena.Used;
+
+    /// <inheritdoc />
+    public long FreeBytes => _device.MemoryInfo().Free;
+
+    /// <inheritdoc />
+    public long TotalBytes => _device.MemoryInfo().Total;
+
+    /// <summary>The options in force.</summary>
+    public CudaBackendOptions Options => _options;
+
+    /// <summary>Time per operation since the last <see cref="ResetProfile"/>, when <see cref="CudaBackendOptions.Profile"/> is on.</summary>
+    public IReadOnlyDictionary<string, (double Milliseconds, int Calls)> Profile =>
+        _profiler?.Totals ?? new Dictionary<string, (double, int)>();
+
+    /// <summary>Clears the per-operation times.</summary>
+    public void ResetProfile() => _profiler?.Totals.Clear();
+
+    /// <summary>Waits until all queued work has finished.</summary>
+    public void Synchronize()
+    {
+        _device.MakeCurrent();
+        _device.Synchronize();
+        _profiler?.Harvest();
+    }
+
+    /// <inheritdoc />
+    public DeviceWeight Upload(in TensorSlice tensor)
+    {
+        _device.MakeCurrent();
+        if (tensor.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new NotSupportedException($"{tensor.Name}: {tensor.DType} weights are not supported by the CUDA backend (F32, BF16, F16 are)");
+        if (tensor.Shape.Length == 1)
+        {
+            // Vectors become float32 on the device: the norm and bias kernels read them at that width.
+            var f = new float[tensor.Shape[0]];
+            for (int i = 0; i < f.Length; i++)
+                f[i] = tensor.DType switch
+                {
+                    DType.F32 => ((float*)tensor.Data)[i],
+                    DType.BF16 => BitConverter.Int32BitsToSingle(((ushort*)tensor.Data)[i] << 16),
+                    _ => (float)((Half*)tensor.Data)[i],
+                };
+            var p = _arena.Allocate(f.Length * sizeof(float), tensor.Name);
+            fixed (float* src = f)
+                Driver.Check(Driver.cuMemcpyHtoD(p, src, (nuint)(f.Length * sizeof(float))), $"uploading {tensor.Name}");
+            return new CudaWeight(tensor.DType, tensor.Shape, p);
+        }
+        if (tensor.DType != DType.F32)
+            _halfWeights = true;
+        var pointer = _arena.Allocate(tensor.ByteLength, $"{tensor.Name} {tensor.ShapeText}");
+        Driver.Check(Driver.cuMemcpyHtoD(pointer, tensor.Data, (nuint)tensor.ByteLength), $"uploading {tensor.Name}");
+        return new CudaWeight(tensor.DType, tensor.Shape, pointer);
+    }
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(long floats) => new CudaBuffer(_device, floats);
+
+    /// <inheritdoc />
+    public KvCacheStorage AllocateKvCache(KvCacheShape shape)
+    {
+        if (shape.HeadDim % 4 != 0 || shape.HeadDim > MaxHeadDim)
+            throw new NotSupportedException($"the CUDA attention kernel needs a head width divisible by 4 and at most {MaxHeadDim}, not {shape.HeadDim}");
+        return new CudaKvCache(_device, shape, _options.KvCacheBf16 ?? _halfWeights);
+    }
+
+    /// <inheritdoc />
+    public void BeginStep(ForwardBatch batch)
+    {
+        _device.MakeCurrent();
+        // The staging memory is rewritten below: the previous step's copies out of it must be done.
+        _device.Synchronize();
+        _profiler?.Harvest();
+        _batch = batch;
+        int t = batch.TokenCount, s = batch.SequenceCount, half = batch.RotaryHalfDim;
+        int tables = 0;
+        _maxContext = 0;
+        for (int i = 0; i < s; i++)
+        {
+            tables += batch.Sequences[i].BlockCount;
+            _maxContext = Math.Max(_maxContext, batch.Sequences[i].ContextLength);
+        }
+        long off = 0;
+        _tokensOff = Take(ref off, t * 4L);
+        _slotsOff = Take(ref off, t * 4L);
+        _tokSeqOff = Take(ref off, t * 4L);
+        _cosOff = Take(ref off, (long)t * half * 4);
+        _sinOff = Take(ref off, (long)t * half * 4);
+        _seqsOff = Take(ref off, s * 16L);
+        _tablesOff = Take(ref off, tables * 4L);
+        long stepBytes = off;
+        _rowsCapacity = Math.Max(batch.LogitRows.Length, 1);
+        _rowsOff = Take(ref off, _rowsCapacity * 4L);
+        EnsureStaging(off);
+
+        batch.Tokens.AsSpan(0, t).CopyTo(new Span<int>(_staging + _tokensOff, t));
+        batch.Slots.AsSpan(0, t).CopyTo(new Span<int>(_staging + _slotsOff, t));
+        batch.Cos.AsSpan(0, t * half).CopyTo(new Span<float>(_staging + _cosOff, t * half));
+        batch.Sin.AsSpan(0, t * half).CopyTo(new Span<float>(_staging + _sinOff, t * half));
+        var tokSeq = new Span<int>(_staging + _tokSeqOff, t);
+        var seqs = new Span<int>(_staging + _seqsOff, 4 * s);
+        var table = new Span<int>(_staging + _tablesOff, tables);
+        int tableAt = 0;
+        for (int i = 0; i < s; i++)
+        {
+            var q = batch.Sequences[i];
+            tokSeq.Slice(q.QueryStart, q.QueryLength).Fill(i);
+            seqs[4 * i] = q.QueryStart;
+            seqs[4 * i + 1] = q.QueryLength;
+            seqs[4 * i + 2] = q.ContextLength;
+            seqs[4 * i + 3] = tableAt;
+            q.BlockTable.AsSpan(0, q.BlockCount).CopyTo(table.Slice(tableAt));
+            tableAt += q.BlockCount;
+        }
+        Driver.Check(Driver.cuMemcpyHtoDAsync(_meta, _staging, (nuint)stepBytes, _device.Stream), "uploading the step's metadata");
+    }
+
+    /// <inheritdoc />
+    public void Embed(DeviceWeight table, DeviceBuffer y)
+    {
+        var batch = Step;
+        var w = (CudaWeight)table;
+        ulong tablePtr = w.Pointer, tokens = _meta + (ulong)_tokensOff, yp = Ptr(y);
+        int width = (int)w.Shape[1];
+        void** args = stackalloc void*[] { &tablePtr, &tokens, &yp, &width };
+        _profiler?.Begin("embed");
+        Run("embed_" + Suffix(w.DType), (uint)batch.TokenCount, 1, 1, 256, 1, 0, args);
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y) => Norm(Ptr(x), 0, rows, weight, eps, y);
+
+    /// <inheritdoc />
+    public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y) =>
+        Norm(Ptr(residual), Ptr(delta), rows, weight, eps, y);
+
+    private void Norm(ulong x, ulong delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
+    {
+        var w = (CudaWeight)weight;
+        ulong wp = w.Pointer, yp = Ptr(y);
+        int width = (int)w.Shape[0];
+        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
+        uint threads = width >= 4096 ? 1024u : width >= 1024 ? 256u : 128u;
+        _profiler?.Begin("rmsnorm");
+        Run("rmsnorm", (uint)rows, 1, 1, threads, 1, 0, args);
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y)
+    {
+        if (rows <= 0)
+            return;
+        var w = (CudaWeight)weight;
+        int n = (int)w.Shape[0], k = (int)w.Shape[1];
+        ulong wp = w.Pointer, xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
+        _profiler?.Begin($"linear {n}x{k} {(rows <= GemvMaxRows ? "gemv" : "gemm")}");
+        if (rows <= GemvMaxRows)
+        {
+            int m = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : 8;
+            void** args = stackalloc void*[] { &wp, &xp, &bp, &yp, &n, &k, &rows };
+            Run($"gemv_{Suffix(w.DType)}_{m}", (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+        }
+        else
+            Gemm(w, n, k, xp, rows, bp, yp);
+        _profiler?.End();
+    }
+
+    private void Gemm(CudaWeight w, int n, int k, ulong x, int rows, ulong bias, ulong y)
+    {
+        EnsureCublas();
+        long count = (long)rows * n;
+        float one = 1f, zero = 0f;
+        if (w.DType == DType.F32)
+        {
+            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, w.Pointer, Cublas.R32F, k, x, Cublas.R32F, k,
+                &zero, y, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
+            if (bias != 0)
+                SumParts(y, 0, bias, y, count, n);
+            return;
+        }
+        int parts = _options.SplitGemmActivations ? 2 : 1;
+        long inCount = (long)rows * k;
+        Grow(ref _gemmIn, ref _gemmInBytes, parts * inCount * 2, "GEMM activations");
+        ulong input = _gemmIn;
+        int remainder = parts - 1;
+        void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
+        Run("split_" + Suffix(w.DType), Blocks(inCount), 1, 1, 256, 1, 0, split);
+        bool direct = parts == 1 && bias == 0;
+        if (!direct)
+            Grow(ref _gemmOut, ref _gemmOutBytes, parts * count * 4, "GEMM output");
+        ulong output = direct ? y : _gemmOut;
+        int type = w.DType == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
+        Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, parts * rows, k, &one, w.Pointer, type, k, input, type, k,
+            &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
+        if (!direct)
+            SumParts(output, parts - 1, bias, y, count, n);
+    }
+
+    private void SumParts(ulong parts, int two, ulong bias, ulong y, long count, int n)
+    {
+        void** args = stackalloc void*[] { &parts, &two, &bias, &y, &count, &n };
+        Run("sum_parts", Blocks(count), 1, 1, 256, 1, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
+    {
+        var batch = Step;
+        int half = batch.RotaryHalfDim;
+        ulong qp = Ptr(q), kp = Ptr(k), cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
+        void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half };
+        _profiler?.Begin("rope");
+        Run("rope", (uint)batch.TokenCount, 1, 1, 256, 1, 0, args);
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
+        int heads, int kvHeads, int headDim, float scale, int slidingWindow)
+    {
+        var batch = Step;
+        var kv = (CudaKvCache)cache;
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"{heads} query heads are not a multiple of {kvHeads} KV heads");
+        int tokens = batch.TokenCount, kvDim = kvHeads * headDim;
+        string type = kv.Bf16 ? "bf16" : "f32";
+        ulong kp = Ptr(k), vp = Ptr(v), slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
+        _profiler?.Begin("kv_write");
+        void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
+        Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
+        _profiler?.End();
+
+        int group = heads / kvHeads;
+        int wpb = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
+        long blocks = (long)tokens * (heads / wpb);
+        int tiles = Math.Max(1, (_maxContext + KeyTile - 1) / KeyTile);
+        // Few blocks (decode of small batches) leave SMs idle: split each context into key ranges merged afterwards.
+        long target = 4L * _device.Multiprocessors;
+        int splits = blocks >= target ? 1 : (int)Math.Min(tiles, (target + blocks - 1) / blocks);
+        int chunk = (tiles + splits - 1) / splits * KeyTile;
+        splits = Math.Max(1, (_maxContext + chunk - 1) / chunk);
+        if (splits > 1)
+            Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 2) * 4, "attention partials");
+        ulong qp = Ptr(q), op = Ptr(output), tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff,
+            tables = _meta + (ulong)_tablesOff, partial = _partial;
+        int blockSize = kv.Shape.BlockSize;
+        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + wpb * headDim) * 4);
+        var fn = _device.Function("attention_" + type);
+        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, (int)shared), "cuFuncSetAttribute(attention)");
+        void** args = stackalloc void*[]
+        {
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow, &chunk, &partial,
+        };
+        _profiler?.Begin("attention");
+        _device.Launch(fn, "attention_" + type, (uint)tokens, (uint)(heads / wpb), (uint)splits, 32, (uint)wpb, shared, args);
+        if (splits > 1)
+        {
+            void** combine = stackalloc void*[] { &partial, &op, &heads, &headDim, &splits };
+            Run("attention_combine", (uint)tokens, (uint)heads, 1, 32, 1, 0, combine);
+        }
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void CopyKvBlock(KvCacheStorage cache, int source, int destination)
+    {
+        _device.MakeCurrent();
+        var kv = (CudaKvCache)cache;
+        ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (kv.Bf16 ? 2UL : 4UL);
+        for (int layer = 0; layer < kv.Shape.Layers; layer++)
+        {
+            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Keys(layer) + (ulong)destination * block, kv.Keys(layer) + (ulong)source * block, (nuint)block,
+                _device.Stream), "copying a K block");
+            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Values(layer) + (ulong)destination * block, kv.Values(layer) + (ulong)source * block, (nuint)block,
+                _device.Stream), "copying a V block");
+        }
+    }
+
+    /// <inheritdoc />
+    public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count)
+    {
+        ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
+        void** args = stackalloc void*[] { &g, &u, &yp, &count };
+        _profiler?.Begin("silu_mul");
+        Run("silu_mul", Blocks(count), 1, 1, 256, 1, 0, args);
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y)
+    {
+        _ = Step;
+        if (rows.Length == 0)
+            return;
+        if (rows.Length > _rowsCapacity)
+            throw new ArgumentException($"{rows.Length} rows to gather, more than the step's {_rowsCapacity} logit rows", nameof(rows));
+        rows.CopyTo(new Span<int>(_staging + _rowsOff, rows.Length));
+        ulong dRows = _meta + (ulong)_rowsOff, xp = Ptr(x), yp = Ptr(y);
+        Driver.Check(Driver.cuMemcpyHtoDAsync(dRows, _staging + _rowsOff, (nuint)(rows.Length * 4), _device.Stream), "uploading gather rows");
+        void** args = stackalloc void*[] { &xp, &dRows, &yp, &width };
+        _profiler?.Begin("gather_rows");
+        Run("gather_rows", (uint)rows.Length, 1, 1, 256, 1, 0, args);
+        _profiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void Download(DeviceBuffer source, Span<float> destination)
+    {
+        _device.MakeCurrent();
+        if (destination.Length > source.Length)
+            throw new ArgumentException("destination is longer than the buffer", nameof(destination));
+        _profiler?.Begin("download");
+        fixed (float* d = destination)
+            Driver.Check(Driver.cuMemcpyDtoHAsync(d, Ptr(source), (nuint)destination.Length * sizeof(float), _device.Stream), "downloading");
+        _profiler?.End();
+        _device.Synchronize();
+        _profiler?.Harvest();
+    }
+
+    private ForwardBatch Step => _batch ?? throw new InvalidOperationException("BeginStep must be called before the step's operations");
+
+    private static ulong Ptr(DeviceBuffer b) => ((CudaBuffer)b).Pointer;
+
+    private static string Suffix(DType t) => t switch
+    {
+        DType.F32 => "f32",
+        DType.BF16 => "bf16",
+        DType.F16 => "f16",
+        _ => throw new NotSupportedException($"{t} is not supported by the CUDA kernels"),
+    };
+
+    private uint Blocks(long count) => (uint)Math.Clamp((count + 255) / 256, 1, 16L * _device.Multiprocessors);
+
+    private void Run(string kernel, uint gx, uint gy, uint gz, uint bx, uint by, uint shared, void** args)
+    {
+        _device.MakeCurrent();
+        _device.Launch(_device.Function(kernel), kernel, gx, gy, gz, bx, by, shared, args);
+    }
+
+    private static long Take(ref long offset, long bytes)
+    {
+        long at = offset;
+        offset = (offset + bytes + 15) & ~15L;
+        return at;
+    }
+
+    private void EnsureStaging(long bytes)
+    {
+        if (bytes <= _stagingBytes)
+            return;
+        long size = Math.Max(bytes, 2 * _stagingBytes);
+        if (_staging != null)
+            Driver.cuMemFreeHost(_staging);
+        void* host;
+        Driver.Check(Driver.cuMemHostAlloc(&host, (nuint)size, 0), $"cuMemHostAlloc({size} bytes of step staging)");
+        _staging = (byte*)host;
+        _stagingBytes = size;
+        Grow(ref _meta, ref _metaBytes, size, "step metadata");
+    }
+
+    private void Grow(ref ulong pointer, ref long capacity, long bytes, string what)
+    {
+        if (bytes <= capacity)
+            return;
+        // Freed memory may still be read by queued kernels: wait for them first.
+        _device.Synchronize();
+        _device.Free(pointer);
+        long size = Math.Max(bytes, capacity + capacity / 2);
+        pointer = _device.Allocate(size, what);
+        capacity = size;
+    }
+
+    private void EnsureCublas()
+    {
+        if (_cublas != 0)
+            return;
+        nint handle = 0;
+        try
+        {
+            Cublas.Check(Cublas.cublasCreate(&handle), "cublasCreate");
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            throw new CudaException($"cuBLAS (libcublas.so.13) could not be loaded: {e.Message}", e);
+        }
+        Cublas.Check(Cublas.cublasSetStream(handle, _device.Stream), "cublasSetStream");
+        _cublas = handle;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _device.MakeCurrent();
+        _device.Synchronize();
+        if (_cublas != 0)
+            Cublas.cublasDestroy(_cublas);
+        _cublas = 0;
+        _profiler?.Dispose();
+        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial })
+            _device.Free(p);
+        _meta = _gemmIn = _gemmOut = _partial = 0;
+        if (_staging != null)
+            Driver.cuMemFreeHost(_staging);
+        _staging = null;
+        _arena.Dispose();
+        _device.Dispose();
+    }
+}

@@ -1,0 +1,59 @@
+namespace Turbine.Backends.Cuda;
+
+/// <summary>How the CUDA backend runs; <see cref="FromEnvironment"/> reads overrides from TURBINE_CUDA_* variables.</summary>
+public sealed record CudaBackendOptions
+{
+    /// <summary>Device ordinal.</summary>
+    public int Device { get; init; }
+
+    /// <summary>
+    /// KV cache entries in bf16 (half the bytes attention reads) instead of float32; null chooses bf16 when the model's
+    /// matrices are 16-bit, float32 otherwise.
+    /// </summary>
+    public bool? KvCacheBf16 { get; init; }
+
+    /// <summary>
+    /// GEMMs of many rows run on the tensor cores with 16-bit activations. Split rounds each activation to hi + lo
+    /// 16-bit parts and multiplies both (twice the FLOPs, float32-like accuracy); otherwise only hi (bf16 accuracy).
+    /// </summary>
+    public bool SplitGemmActivations { get; init; } = true;
+
+    /// <summary>Where compiled kernels are cached; null: $XDG_CACHE_HOME/turbine/cuda or ~/.cache/turbine/cuda.</summary>
+    public string? KernelCacheDirectory { get; init; }
+
+    /// <summary>Times every operation with CUDA events, for <see cref="CudaBackend.Profile"/>; slows steps down.</summary>
+    public bool Profile { get; init; }
+
+    /// <summary>
+    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_CACHE (a
+    /// directory) and TURBINE_CUDA_PROFILE (1) applied.
+    /// </summary>
+    public CudaBackendOptions FromEnvironment()
+    {
+        var o = this;
+        switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_KV"))
+        {
+            case "f32": o = o with { KvCacheBf16 = false }; break;
+            case "bf16": o = o with { KvCacheBf16 = true }; break;
+        }
+        switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_GEMM"))
+        {
+            case "split": o = o with { SplitGemmActivations = true }; break;
+            case "bf16": o = o with { SplitGemmActivations = false }; break;
+        }
+        if (Environment.GetEnvironmentVariable("TURBINE_CUDA_CACHE") is { Length: > 0 } cache)
+            o = o with { KernelCacheDirectory = cache };
+        if (Environment.GetEnvironmentVariable("TURBINE_CUDA_PROFILE") == "1")
+            o = o with { Profile = true };
+        return o;
+    }
+
+    internal string ResolveCacheDirectory()
+    {
+        if (KernelCacheDirectory is not null)
+            return KernelCacheDirectory;
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "turbine", "cuda");
+    }
+}

@@ -1,0 +1,401 @@
+// Turbine's CUDA kernels. Compiled at run time by NVRTC for the device's own architecture, so no CUDA headers are
+// included: bf16 and f16 are handled as 16-bit integers with explicit conversions.
+// Activations are float32 row-major; weights keep their checkpoint dtype; the KV cache is float32 or bf16.
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+#define FULL_MASK 0xffffffffu
+#define NEG_INF (-__int_as_float(0x7f800000))
+
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 f2bf(float f)
+{
+    u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+    return (u16)(u >> 16);
+}
+__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+
+// One struct per storage dtype: scalar get/put and an 8-element load (16 bytes for the 16-bit types).
+struct F32
+{
+    typedef float T;
+    static __device__ __forceinline__ float get(const T* p, long long i) { return p[i]; }
+    static __device__ __forceinline__ T put(float f) { return f; }
+    static __device__ __forceinline__ float widen(T v) { return v; }
+    static __device__ __forceinline__ void load8(const T* p, float* o)
+    {
+        float4 a = __ldg((const float4*)p), b = __ldg((const float4*)p + 1);
+        o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+    }
+};
+
+struct BF16
+{
+    typedef u16 T;
+    static __device__ __forceinline__ float get(const T* p, long long i) { return bf2f(p[i]); }
+    static __device__ __forceinline__ T put(float f) { return f2bf(f); }
+    static __device__ __forceinline__ float widen(T v) { return bf2f(v); }
+    static __device__ __forceinline__ void load8(const T* p, float* o)
+    {
+        uint4 v = __ldg((const uint4*)p);
+        o[0] = __uint_as_float(v.x << 16); o[1] = __uint_as_float(v.x & 0xffff0000u);
+        o[2] = __uint_as_float(v.y << 16); o[3] = __uint_as_float(v.y & 0xffff0000u);
+        o[4] = __uint_as_float(v.z << 16); o[5] = __uint_as_float(v.z & 0xffff0000u);
+        o[6] = __uint_as_float(v.w << 16); o[7] = __uint_as_float(v.w & 0xffff0000u);
+    }
+};
+
+struct F16
+{
+    typedef u16 T;
+    static __device__ __forceinline__ float get(const T* p, long long i) { return h2f(p[i]); }
+    static __device__ __forceinline__ T put(float f) { return f2h(f); }
+    static __device__ __forceinline__ float widen(T v) { return h2f(v); }
+    static __device__ __forceinline__ void load8(const T* p, float* o)
+    {
+        uint4 v = __ldg((const uint4*)p);
+        o[0] = h2f((u16)v.x); o[1] = h2f((u16)(v.x >> 16));
+        o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
+        o[4] = h2f((u16)v.z); o[5] = h2f((u16)(v.z >> 16));
+        o[6] = h2f((u16)v.w); o[7] = h2f((u16)(v.w >> 16));
+    }
+};
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+    return v;
+}
+
+// Sum over a block of up to 1024 threads (a multiple of 32); every thread gets the total.
+__device__ float block_sum(float v)
+{
+    __shared__ float partial[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
+    if (warp == 0) v = warp_sum(v);
+    if (threadIdx.x == 0) partial[0] = v;
+    __syncthreads();
+    return partial[0];
+}
+
+// ---- embedding: y[t] = table[tokens[t]] -------------------------------------------------------------------------
+template <class W>
+__device__ void embed(const typename W::T* table, const int* tokens, float* y, int width)
+{
+    long long row = tokens[blockIdx.x];
+    float* out = y + (long long)blockIdx.x * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) out[i] = W::get(table, row * width + i);
+}
+extern "C" __global__ void embed_f32(const float* t, const int* tok, float* y, int w) { embed<F32>(t, tok, y, w); }
+extern "C" __global__ void embed_bf16(const u16* t, const int* tok, float* y, int w) { embed<BF16>(t, tok, y, w); }
+extern "C" __global__ void embed_f16(const u16* t, const int* tok, float* y, int w) { embed<F16>(t, tok, y, w); }
+
+// ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
+extern "C" __global__ void rmsnorm(float* residual, const float* delta, const float* weight, float eps, float* y, int width)
+{
+    long long base = (long long)blockIdx.x * width;
+    float* x = residual + base;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    {
+        float v = x[i];
+        if (delta != 0)
+        {
+            v += delta[base + i];
+            x[i] = v;
+        }
+        ss += v * v;
+    }
+    float inv = rsqrtf(block_sum(ss) / width + eps);
+    for (int i = threadIdx.x; i < width; i += blockDim.x) y[base + i] = weight[i] * (x[i] * inv);
+}
+
+// ---- GEMV for few rows: y[m, j] = x[m] · W[j] + bias[j]; one warp per output column j, M rows at once ------------
+template <class W, int M>
+__device__ void gemv(const typename W::T* w, const float* x, const float* bias, float* y, int n, int k, int rows)
+{
+    int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (j >= n) return;
+    const typename W::T* wr = w + (long long)j * k;
+    float acc[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+    if ((k & 7) == 0)
+    {
+#pragma unroll 4
+        for (int i = lane * 8; i < k; i += 256)
+        {
+            float wv[8];
+            W::load8(wr + i, wv);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+            {
+                if (m < rows)
+                {
+                    const float4* xp = (const float4*)(x + (long long)m * k + i);
+                    float4 a = xp[0], b = xp[1];
+                    acc[m] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
+                }
+            }
+        }
+    }
+    else
+    {
+        for (int i = lane; i < k; i += 32)
+        {
+            float wv = W::get(wr, i);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+                if (m < rows) acc[m] += wv * x[(long long)m * k + i];
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
+    if (lane == 0)
+    {
+        float b = bias != 0 ? bias[j] : 0.f;
+#pragma unroll
+        for (int m = 0; m < M; m++)
+            if (m < rows) y[(long long)m * n + j] = acc[m] + b;
+    }
+}
+#define GEMV(TYPE, NAME, M) \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(const TYPE::T* w, const float* x, const float* bias, float* y, int n, int k, int rows) \
+    { gemv<TYPE, M>(w, x, bias, y, n, k, rows); }
+GEMV(F32, f32, 1) GEMV(F32, f32, 2) GEMV(F32, f32, 4) GEMV(F32, f32, 8)
+GEMV(BF16, bf16, 1) GEMV(BF16, bf16, 2) GEMV(BF16, bf16, 4) GEMV(BF16, bf16, 8)
+GEMV(F16, f16, 1) GEMV(F16, f16, 2) GEMV(F16, f16, 4) GEMV(F16, f16, 8)
+
+// ---- GEMM helpers: float32 rows to 16-bit (hi, and optionally the rounding remainder lo after all rows) ----------
+template <class W>
+__device__ void split_rows(const float* x, typename W::T* out, long long count, int withRemainder)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    {
+        float v = x[i];
+        typename W::T hi = W::put(v);
+        out[i] = hi;
+        if (withRemainder) out[count + i] = W::put(v - W::widen(hi));
+    }
+}
+extern "C" __global__ void split_bf16(const float* x, u16* out, long long count, int rem) { split_rows<BF16>(x, out, count, rem); }
+extern "C" __global__ void split_f16(const float* x, u16* out, long long count, int rem) { split_rows<F16>(x, out, count, rem); }
+
+// y = parts[0..count) (+ parts[count..2count) when two) + bias[i % n]
+extern "C" __global__ void sum_parts(const float* parts, int two, const float* bias, float* y, long long count, int n)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    {
+        float v = parts[i];
+        if (two) v += parts[count + i];
+        if (bias != 0) v += bias[i % n];
+        y[i] = v;
+    }
+}
+
+// ---- rotary (neox pairing i, i + half) over q and k in place, with the step's cos/sin rows ----------------------
+extern "C" __global__ void rope(float* q, float* k, const float* cosTable, const float* sinTable, int heads, int kvHeads, int headDim, int half)
+{
+    int t = blockIdx.x;
+    int pairs = (heads + kvHeads) * half;
+    for (int e = threadIdx.x; e < pairs; e += blockDim.x)
+    {
+        int h = e / half, i = e - h * half;
+        float* x = h < heads ? q + ((long long)t * heads + h) * headDim : k + ((long long)t * kvHeads + (h - heads)) * headDim;
+        float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
+        float a = x[i], b = x[i + half];
+        x[i] = a * c - b * s;
+        x[i + half] = b * c + a * s;
+    }
+}
+
+// ---- SwiGLU: y = silu(gate) * up ---------------------------------------------------------------------------------
+extern "C" __global__ void silu_mul(const float* gate, const float* up, float* y, long long count)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    {
+        float g = gate[i];
+        y[i] = g / (1.f + expf(-g)) * up[i];
+    }
+}
+
+// ---- y[i] = x[rows[i]] ---------------------------------------------------------------------------------------------
+extern "C" __global__ void gather_rows(const float* x, const int* rows, float* y, int width)
+{
+    const float* src = x + (long long)rows[blockIdx.x] * width;
+    float* dst = y + (long long)blockIdx.x * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
+}
+
+// ---- KV write: the step's k, v rows into their cache slots ----------------------------------------------------------
+template <class KV>
+__device__ void kv_write(const float* k, const float* v, const int* slots, typename KV::T* kc, typename KV::T* vc, int kvDim)
+{
+    int slot = slots[blockIdx.x];
+    if (slot < 0) return;
+    long long src = (long long)blockIdx.x * kvDim, dst = (long long)slot * kvDim;
+    for (int i = threadIdx.x; i < kvDim; i += blockDim.x)
+    {
+        kc[dst + i] = KV::put(k[src + i]);
+        vc[dst + i] = KV::put(v[src + i]);
+    }
+}
+extern "C" __global__ void kv_write_f32(const float* k, const float* v, const int* s, float* kc, float* vc, int d) { kv_write<F32>(k, v, s, kc, vc, d); }
+extern "C" __global__ void kv_write_bf16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<BF16>(k, v, s, kc, vc, d); }
+
+// ---- paged attention, prefill and decode alike ----------------------------------------------------------------------
+// Block = (token t, wpb query heads sharing one KV head, key split z); one warp per head. Keys come in tiles of 32,
+// staged in shared memory once for all the block's heads; lane j scores key j, then every lane accumulates its own
+// output dimensions over the tile (online softmax in base 2). With one split the block writes the normalised
+// output; with several it writes (acc, m, l) for attention_combine.
+// seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
+#define MAX_DIMS_PER_LANE 8
+template <class KV>
+__device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
+    const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+{
+    extern __shared__ float4 smem4[];
+    float* smem = (float*)smem4;
+    const int t = blockIdx.x, wpb = blockDim.y, warp = threadIdx.y, lane = threadIdx.x;
+    const int head = blockIdx.y * wpb + warp;
+    const int group = heads / kvHeads;
+    const int kvh = (blockIdx.y * wpb) / group;
+    const int4 s = seqs[tokSeq[t]];
+    const int pos = s.z - s.y + (t - s.x);
+    const int lo = window > 0 ? max(0, pos - window + 1) : 0;
+    const int begin = max(lo, (int)blockIdx.z * chunk), end = min(pos + 1, ((int)blockIdx.z + 1) * chunk);
+    const int kStride = headDim + 4;  // padding keeps lanes reading different rows off distinct banks
+    float* ks = smem;
+    float* vs = ks + 32 * kStride;
+    float* qs = vs + 32 * headDim + warp * headDim;
+    const float c = scale * 1.4426950408889634f;
+    for (int d = lane; d < headDim; d += 32) qs[d] = q[((long long)t * heads + head) * headDim + d] * c;
+
+    float acc[MAX_DIMS_PER_LANE];
+#pragma unroll
+    for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[i] = 0.f;
+    float m = NEG_INF, l = 0.f;
+    const int kvDim = kvHeads * headDim;
+    const int threads = 32 * wpb, tid = warp * 32 + lane;
+    for (int base = begin; base < end; base += 32)
+    {
+        __syncthreads();
+        const int n = min(32, end - base);
+        for (int e = tid; e < n * headDim; e += threads)
+        {
+            int j = e / headDim, d = e - j * headDim;
+            int p = base + j;
+            long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
+            long long off = slot * kvDim + (long long)kvh * headDim + d;
+            ks[j * kStride + d] = KV::get(kc, off);
+            vs[j * headDim + d] = KV::get(vc, off);
+        }
+        __syncthreads();
+        float score = NEG_INF;
+        if (lane < n)
+        {
+            const float4* kr = (const float4*)(ks + lane * kStride);
+            const float4* qr = (const float4*)qs;
+            float dot = 0.f;
+            for (int d4 = 0; d4 < (headDim >> 2); d4++)
+            {
+                float4 a = kr[d4], b = qr[d4];
+                dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+            }
+            score = dot;
+        }
+        float mNew = fmaxf(m, warp_max(score));
+        float corr = exp2f(m - mNew);
+        float p = lane < n ? exp2f(score - mNew) : 0.f;
+        l = l * corr + warp_sum(p);
+        m = mNew;
+#pragma unroll
+        for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[i] *= corr;
+        for (int j = 0; j < n; j++)
+        {
+            float pj = __shfl_sync(FULL_MASK, p, j);
+            const float* vr = vs + j * headDim;
+#pragma unroll
+            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            {
+                int d = lane + 32 * i;
+                if (d < headDim) acc[i] += pj * vr[d];
+            }
+        }
+    }
+    long long row = (long long)t * heads + head;
+    if (gridDim.z == 1)
+    {
+        float inv = 1.f / l;
+#pragma unroll
+        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        {
+            int d = lane + 32 * i;
+            if (d < headDim) out[row * headDim + d] = acc[i] * inv;
+        }
+    }
+    else
+    {
+        float* part = partial + (row * gridDim.z + blockIdx.z) * (headDim + 2);
+#pragma unroll
+        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        {
+            int d = lane + 32 * i;
+            if (d < headDim) part[d] = acc[i];
+        }
+        if (lane == 0)
+        {
+            part[headDim] = m;
+            part[headDim + 1] = l;
+        }
+    }
+}
+extern "C" __global__ void attention_f32(const float* q, float* out, const float* kc, const float* vc, const int* tokSeq, const int4* seqs,
+    const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+{ attention<F32>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
+extern "C" __global__ void attention_bf16(const float* q, float* out, const u16* kc, const u16* vc, const int* tokSeq, const int4* seqs,
+    const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+{ attention<BF16>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
+
+// Merges the key splits of one (token, head): grid (tokens, heads), 32 threads.
+extern "C" __global__ void attention_combine(const float* partial, float* out, int heads, int headDim, int splits)
+{
+    long long row = (long long)blockIdx.x * heads + blockIdx.y;
+    const float* part = partial + row * splits * (headDim + 2);
+    float mMax = NEG_INF;
+    for (int z = 0; z < splits; z++) mMax = fmaxf(mMax, part[z * (headDim + 2) + headDim]);
+    float l = 0.f;
+    for (int z = 0; z < splits; z++)
+    {
+        const float* pz = part + z * (headDim + 2);
+        l += pz[headDim + 1] * exp2f(pz[headDim] - mMax);
+    }
+    float inv = 1.f / l;
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x)
+    {
+        float v = 0.f;
+        for (int z = 0; z < splits; z++)
+        {
+            const float* pz = part + z * (headDim + 2);
+            v += pz[d] * exp2f(pz[headDim] - mMax);
+        }
+        out[row * headDim + d] = v * inv;
+    }
+}
