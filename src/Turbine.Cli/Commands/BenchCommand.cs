@@ -130,7 +130,7 @@ internal static class BenchCommand
                         InProcessBenchmark.RunAsync(executor, workload, load, progress, cancellationToken).GetAwaiter().GetResult());
                 }
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new RunSummary(config, report));
+                    Console.WriteLine(JsonSerializer.Serialize(new RunSummary(config, report)));
                 else
                     PrintReport(config, report);
                 if (report.Failed > 0)
@@ -188,7 +188,7 @@ internal static class BenchCommand
                     return points;
                 });
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(points);
+                    Console.WriteLine(JsonSerializer.Serialize(points));
                 else
                     PrintSweep(points);
                 await Console.Out.FlushAsync(cancellationToken);
