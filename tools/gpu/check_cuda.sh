@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Correctness and speed of the CUDA backend on the GPU machine. Run from the repository root there:
+#   tools/gpu/check_cuda.sh fixtures        tiny fixtures against transformers (greedy ids, last logits)
+#   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
+# Needs the self-contained bench published here first (no .NET on the GPU machine):
+#   ../shared/device/pack.sh bench/Turbine.Bench.Cuda/Turbine.Bench.Cuda.csproj bench; cp .device/bench.tar.xz .cuda-pack/
+# and the call carrying .cuda-pack. Logs go to $OUT (or /tmp/cuda-check).
+set -uo pipefail
+stage=${1:-fixtures}
+out=${OUT:-/tmp/cuda-check}
+mkdir -p "$out" /tmp/tb
+tar xJf "${PACK:-.cuda-pack/bench.tar.xz}" -C /tmp/tb || exit 1
+bench=/tmp/tb/Turbine.Bench.Cuda
+export TURBINE_CUDA_CACHE=/tmp/turbine-kernels
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+status=0
+fixtures=$(ls -d tests/fixtures/models/*/)
+echo "== fixtures (default options) =="
+$bench fixtures $fixtures 2>&1 | tee "$out/fixtures.log" || status=1
+echo "== fixtures, bf16 KV cache and bf16 GEMM activations =="
+TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=bf16 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-bf16.log"
+[ "$stage" = fixtures ] && exit $status
+
+model=/tmp/llama8b
+start=$(date +%s)
+PYTHONUNBUFFERED=1 python3 tools/gpu/make_llama8b.py $model 128 2>&1 | tee "$out/make8b.log" || exit 1
+echo "checkpoint + reference: $(( $(date +%s) - start )) s"
+echo "== 8B teacher-forced accuracy (default: split GEMM activations, bf16 KV) =="
+$bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b 2>&1 | tee "$out/teacher.log"
+python3 tools/gpu/compare_teacher.py $model /tmp/t8b 2>&1 | tee -a "$out/teacher.log" || status=1
+echo "== 8B teacher-forced accuracy, bf16 GEMM activations =="
+TURBINE_CUDA_GEMM=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
+python3 tools/gpu/compare_teacher.py $model /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
+rm -f /tmp/t8b*.f32
+echo "== 8B throughput =="
+$bench perf --model $model --batch 1 2>&1 | tee "$out/perf.log"
+$bench perf --model $model --batch 64 --ttft 2048 2>&1 | tee -a "$out/perf.log"
+TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 64 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
+echo "== 8B decode step profile =="
+$bench profile --model $model --batch 1 --context 192 2>&1 | tee "$out/profile.log"
+$bench profile --model $model --batch 64 --context 192 2>&1 | tee -a "$out/profile.log"
+exit $status
