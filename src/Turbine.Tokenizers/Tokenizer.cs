@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Turbine.Tokenizers.AddedTokens;
+using Turbine.Tokenizers.ChatTemplates;
 using Turbine.Tokenizers.Configuration;
 using Turbine.Tokenizers.Decoders;
 using Turbine.Tokenizers.Models;
@@ -26,6 +27,8 @@ public sealed class Tokenizer
     private readonly Dictionary<string, AddedToken> _addedByContent = [];
 
     [ThreadStatic] private static EncodeScratch? t_scratch;
+
+    private ChatTemplateCache? _chatTemplates;
 
     private Tokenizer(TokenizerPipeline pipeline, TokenizerConfig config, string configPath)
     {
@@ -94,6 +97,27 @@ public sealed class Tokenizer
 
     /// <summary>The default chat template (Jinja source) from tokenizer_config.json, or null.</summary>
     public string? ChatTemplate => Config.ChatTemplate;
+
+    /// <summary>
+    /// A chat template of this tokenizer, parsed once and cached: <paramref name="templateName"/> from tokenizer_config.json's
+    /// named templates, or (null) the default, or "tool_use" when <paramref name="forTools"/> and the model has one.
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The model has no such template, or it does not parse.</exception>
+    public ChatTemplate GetChatTemplate(string? templateName = null, bool forTools = false) =>
+        LazyInitializer.EnsureInitialized(ref _chatTemplates, () => new ChatTemplateCache(Config)).Get(templateName, forTools);
+
+    /// <summary>Renders a conversation to the prompt text with the model's chat template, as transformers' apply_chat_template(tokenize=False).</summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="addGenerationPrompt">Whether to end with the header of an assistant turn.</param>
+    /// <param name="templateName">A named template from tokenizer_config.json, or null for the default.</param>
+    /// <param name="extra">Further template variables (tools, documents, enable_thinking, ...); see <see cref="ChatTemplate.Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?})"/>.</param>
+    /// <exception cref="ChatTemplateException">No template, a template syntax error, raise_exception, or a render error.</exception>
+    public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, string? templateName = null,
+        IReadOnlyDictionary<string, object?>? extra = null)
+    {
+        var hasTools = extra is not null && extra.TryGetValue("tools", out var tools) && tools is not null;
+        return GetChatTemplate(templateName, hasTools).Render(messages, addGenerationPrompt, extra);
+    }
 
     /// <summary>The added tokens (special or not) by id.</summary>
     public IReadOnlyDictionary<int, AddedToken> AddedTokens => _addedById;
