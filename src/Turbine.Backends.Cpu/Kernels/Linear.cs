@@ -154,7 +154,7 @@ public static unsafe class Linear
                         }
                         else
                         {
-                            Dot1x4Scalar<TW>(x0, w0, w1, w2, w3, 0, kc, sums);
+                            Dot1x4Scalar<TW>(x0, w0, w1, w2, w3, kc, sums);
                         }
                         for (int a = 0; a < mValid; a++)
                         {
@@ -272,13 +272,13 @@ public static unsafe class Linear
         return s;
     }
 
-    /// <summary>Adds the products of elements [from, k) of one x row and four W rows to sums[0..3].</summary>
+    /// <summary>sums[0..3] = the dot products of one x row with four W rows over k elements; the no-SIMD tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot1x4Scalar<TW>(float* x, byte* w0, byte* w1, byte* w2, byte* w3, int from, int k, float* sums)
+    private static void Dot1x4Scalar<TW>(float* x, byte* w0, byte* w1, byte* w2, byte* w3, int k, float* sums)
         where TW : unmanaged, IWeightType
     {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (nint i = from; i < k; i++)
+        for (nint i = 0; i < k; i++)
         {
             float xv = x[i];
             s0 += TW.Load(w0, i) * xv;
@@ -286,10 +286,10 @@ public static unsafe class Linear
             s2 += TW.Load(w2, i) * xv;
             s3 += TW.Load(w3, i) * xv;
         }
-        sums[0] += s0;
-        sums[1] += s1;
-        sums[2] += s2;
-        sums[3] += s3;
+        sums[0] = s0;
+        sums[1] = s1;
+        sums[2] = s2;
+        sums[3] = s3;
     }
 
     /// <summary>4 x rows times 4 W rows: 16 accumulators of 32, each W vector widened once and used 4 times.</summary>
