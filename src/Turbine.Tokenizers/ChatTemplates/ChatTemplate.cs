@@ -24,7 +24,7 @@ public sealed class ChatTemplate
     public string Source { get; }
 
     /// <summary>Clock for <c>strftime_now</c>; tests pin it.</summary>
-    internal Func<DateTime> Now { get; init; } = () => DateTime.Now;
+    internal Func<DateTime> Now { get; set; } = () => DateTime.Now;
 
     /// <summary>Parses <paramref name="source"/>.</summary>
     /// <param name="source">The Jinja template text.</param>

@@ -215,13 +215,14 @@ internal sealed class Lexer
 
     private (bool, bool) Expression(bool variable, int tagStart)
     {
-        var depth = 0;
+        // Open brackets: inside them "}}" and "%}" are not the tag end (as jinja2's balancing stack decides).
+        var brackets = new Stack<char>();
         while (true)
         {
             _pos = SkipSpaces(_pos);
             if (_pos >= _src.Length)
                 throw Error($"unexpected end of template, expected '{(variable ? "end of print statement" : "end of statement block")}'", tagStart);
-            if (depth == 0 && TryEnd(variable, out var modifier, out var endOffset))
+            if (brackets.Count == 0 && TryEnd(variable, out var modifier, out var endOffset))
             {
                 _tokens.Add(new Token(variable ? TokenType.VariableEnd : TokenType.BlockEnd, _src[endOffset.._pos], null, endOffset));
                 var (lineStarting, _) = EndTag(modifier, trimBlocks: !variable);
@@ -235,8 +236,16 @@ internal sealed class Lexer
             {
                 var op = Operators.FirstOrDefault(o => string.CompareOrdinal(_src, _pos, o, 0, o.Length) == 0)
                     ?? throw Error($"unexpected char '{c}'", _pos);
-                if (op is "(" or "[" or "{") depth++;
-                else if (op is ")" or "]" or "}") depth = Math.Max(0, depth - 1);
+                if (op is "(" or "[" or "{")
+                {
+                    brackets.Push(op is "(" ? ')' : op is "[" ? ']' : '}');
+                }
+                else if (op is ")" or "]" or "}")
+                {
+                    if (brackets.Count == 0) throw Error($"unexpected '{op}'", _pos);
+                    var expected = brackets.Pop();
+                    if (op[0] != expected) throw Error($"unexpected '{op}', expected '{expected}'", _pos);
+                }
                 _tokens.Add(new Token(TokenType.Operator, op, null, _pos));
                 _pos += op.Length;
             }

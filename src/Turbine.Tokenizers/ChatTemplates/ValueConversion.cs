@@ -29,7 +29,6 @@ internal static class ValueConversion
         ChatMessage message => FromMessage(message),
         ChatToolCall call => FromToolCall(call),
         ChatContentPart part => FromPart(part),
-        PyDict or Namespace or PyFunction or Undefined or object?[] or List<object?> => value,
         IDictionary dictionary => FromDictionary(dictionary),
         IEnumerable enumerable => FromEnumerable(enumerable),
         _ => throw new ArgumentException($"a {value.GetType().Name} cannot be passed to a chat template"),
