@@ -56,12 +56,12 @@ public static class TextFormatParser
                 tokens.Next();
                 var field = descriptor.FindFieldByName(token.Text)
                     ?? throw tokens.Error(token, $"unknown field '{token.Text}' in {descriptor.FullName}; expected one of: {FieldNames(descriptor)}");
-                ReadField(message, field, assigned);
+                ReadField(message, field, token, assigned);
                 if (tokens.Current.IsSymbol(',') || tokens.Current.IsSymbol(';')) tokens.Next();
             }
         }
 
-        private void ReadField(IMessage message, FieldDescriptor field, HashSet<int> assigned)
+        private void ReadField(IMessage message, FieldDescriptor field, TextToken name, HashSet<int> assigned)
         {
             bool isMessage = field.FieldType is FieldType.Message or FieldType.Group;
             if (tokens.Current.IsSymbol(':'))
@@ -75,7 +75,7 @@ public static class TextFormatParser
 
             if (!tokens.Current.IsSymbol('['))
             {
-                ReadOneValue(message, field, assigned);
+                ReadOneValue(message, field, name, assigned);
                 return;
             }
             var open = tokens.Next();
@@ -88,7 +88,7 @@ public static class TextFormatParser
             }
             while (true)
             {
-                ReadOneValue(message, field, assigned);
+                ReadOneValue(message, field, name, assigned);
                 var separator = tokens.Next();
                 if (separator.IsSymbol(']')) return;
                 if (!separator.IsSymbol(','))
@@ -96,9 +96,8 @@ public static class TextFormatParser
             }
         }
 
-        private void ReadOneValue(IMessage message, FieldDescriptor field, HashSet<int> assigned)
+        private void ReadOneValue(IMessage message, FieldDescriptor field, TextToken name, HashSet<int> assigned)
         {
-            var at = tokens.Current;
             if (field.IsMap)
             {
                 var (key, value) = ReadMapEntry(field);
@@ -112,13 +111,13 @@ public static class TextFormatParser
                 return;
             }
             if (!assigned.Add(field.FieldNumber))
-                throw tokens.Error(at, $"field '{field.Name}' is specified more than once");
+                throw tokens.Error(name, $"field '{field.Name}' is specified more than once");
             var oneof = field.RealContainingOneof;
             if (oneof is not null)
             {
                 var other = oneof.Accessor.GetCaseFieldDescriptor(message);
                 if (other is not null && other != field)
-                    throw tokens.Error(at, $"field '{field.Name}' and field '{other.Name}' are both set, but only one member of oneof '{oneof.Name}' may be");
+                    throw tokens.Error(name, $"field '{field.Name}' and field '{other.Name}' are both set, but only one member of oneof '{oneof.Name}' may be");
             }
             field.Accessor.SetValue(message, parsed);
         }

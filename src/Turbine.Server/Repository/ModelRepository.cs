@@ -21,6 +21,7 @@ public sealed class ModelRepository
     private ImmutableDictionary<string, RepositoryModel> _models = ImmutableDictionary<string, RepositoryModel>.Empty.WithComparers(StringComparer.Ordinal);
     private ImmutableDictionary<string, string> _failures = ImmutableDictionary<string, string>.Empty;
     private readonly Dictionary<string, string> _fingerprints = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Exception> _lastErrors = new(StringComparer.Ordinal);
 
     /// <summary>A repository on disk at <paramref name="root"/>; nothing is loaded until asked.</summary>
     /// <exception cref="DirectoryNotFoundException"><paramref name="root"/> does not exist.</exception>
@@ -102,6 +103,7 @@ public sealed class ModelRepository
     {
         lock (_gate)
         {
+            _lastErrors.Clear();
             var names = ListModelNames();
             var loaded = new List<string>();
             var reloaded = new List<string>();
@@ -125,6 +127,7 @@ public sealed class ModelRepository
                 catch (Exception e) when (e is ModelRepositoryException or IOException or UnauthorizedAccessException)
                 {
                     failed[name] = e.Message;
+                    _lastErrors[name] = e;
                 }
             }
             foreach (var (name, (model, _)) in fresh) models[name] = model;
@@ -202,6 +205,10 @@ public sealed class ModelRepository
     private void ThrowOnFailures(RepositoryChanges changes)
     {
         if (changes.Failed.Count == 0) return;
+        // One model failing on its own (the others failing only because they call it) keeps its own file and key,
+        // which callers such as 'repo init' report as is.
+        if (_lastErrors.Count == 1 && _lastErrors.Values.Single() is ModelRepositoryException single)
+            throw single;
         string source = Root ?? "<in-memory repository>";
         throw new ModelRepositoryException(source, "", "models failed to load:" + Environment.NewLine
             + string.Join(Environment.NewLine, changes.Failed.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"  {f.Key}: {f.Value}")));

@@ -8,28 +8,35 @@ namespace Turbine.Server.Repository;
 /// A value still holding a <c>${...}</c> template placeholder counts as not given for optional keys, which is how
 /// TensorRT-LLM's backend treats the many keys fill_template.py users never fill; for a required key it is an error.
 /// </summary>
-internal sealed class ParameterReader(ModelConfig config, string file)
+internal sealed class ParameterReader
 {
+    private readonly ModelConfig _config;
+    private readonly string _file;
     private readonly List<string> _warnings = [];
+
+    public ParameterReader(ModelConfig config, string file)
+    {
+        _config = config;
+        _file = file;
+        foreach (var (key, parameter) in config.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            if (IsPlaceholder(parameter.StringValue.Trim()))
+                _warnings.Add($"{file}: parameters.{key} is still the template placeholder {parameter.StringValue.Trim()}; using the default");
+        }
+    }
 
     public IReadOnlyList<string> Warnings => _warnings;
 
-    public string File => file;
+    public string File => _file;
 
     /// <summary>The first of <paramref name="keys"/> given a real value, or null.</summary>
     public (string Key, string Value)? Find(params string[] keys)
     {
         foreach (var key in keys)
         {
-            if (!config.Parameters.TryGetValue(key, out var parameter)) continue;
+            if (!_config.Parameters.TryGetValue(key, out var parameter)) continue;
             string value = parameter.StringValue.Trim();
-            if (IsPlaceholder(value))
-            {
-                string warning = $"{file}: parameters.{key} is still the template placeholder {value}; using the default";
-                if (!_warnings.Contains(warning)) _warnings.Add(warning);
-                continue;
-            }
-            if (value.Length > 0) return (key, value);
+            if (value.Length > 0 && !IsPlaceholder(value)) return (key, value);
         }
         return null;
     }
@@ -38,12 +45,12 @@ internal sealed class ParameterReader(ModelConfig config, string file)
     {
         foreach (var key in keys)
         {
-            if (config.Parameters.TryGetValue(key, out var parameter) && IsPlaceholder(parameter.StringValue.Trim()))
-                throw new ModelRepositoryException(file, $"parameters.{key}",
+            if (_config.Parameters.TryGetValue(key, out var parameter) && IsPlaceholder(parameter.StringValue.Trim()))
+                throw new ModelRepositoryException(_file, $"parameters.{key}",
                     $"{what} is still the template placeholder {parameter.StringValue.Trim()}; fill it (fill_template.py {key}:VALUE, or generate the repository with 'turbine repo init')");
         }
         return Find(keys)?.Value
-            ?? throw new ModelRepositoryException(file, $"parameters.{keys[0]}", $"{what} is required but not given (set parameters {{ key: \"{keys[0]}\" value: {{ string_value: \"...\" }} }})");
+            ?? throw new ModelRepositoryException(_file, $"parameters.{keys[0]}", $"{what} is required but not given (set parameters {{ key: \"{keys[0]}\" value: {{ string_value: \"...\" }} }})");
     }
 
     public string? String(params string[] keys) => Find(keys)?.Value;
@@ -52,7 +59,7 @@ internal sealed class ParameterReader(ModelConfig config, string file)
     {
         if (Find(key) is not var (_, value)) return null;
         if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed) || parsed < minimum)
-            throw new ModelRepositoryException(file, $"parameters.{key}", $"'{value}' is not an integer of at least {minimum}");
+            throw new ModelRepositoryException(_file, $"parameters.{key}", $"'{value}' is not an integer of at least {minimum}");
         return parsed;
     }
 
@@ -60,7 +67,7 @@ internal sealed class ParameterReader(ModelConfig config, string file)
     {
         if (Find(key) is not var (_, value)) return null;
         if (!long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long parsed) || parsed < minimum)
-            throw new ModelRepositoryException(file, $"parameters.{key}", $"'{value}' is not an integer of at least {minimum}");
+            throw new ModelRepositoryException(_file, $"parameters.{key}", $"'{value}' is not an integer of at least {minimum}");
         return parsed;
     }
 
@@ -68,7 +75,7 @@ internal sealed class ParameterReader(ModelConfig config, string file)
     {
         if (Find(key) is not var (_, value)) return null;
         if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed) || !(parsed > 0 && parsed <= 1))
-            throw new ModelRepositoryException(file, $"parameters.{key}", $"'{value}' is not a fraction in (0, 1]");
+            throw new ModelRepositoryException(_file, $"parameters.{key}", $"'{value}' is not a fraction in (0, 1]");
         return parsed;
     }
 
@@ -79,7 +86,7 @@ internal sealed class ParameterReader(ModelConfig config, string file)
         {
             "true" or "1" or "yes" or "on" => true,
             "false" or "0" or "no" or "off" => false,
-            _ => throw new ModelRepositoryException(file, $"parameters.{key}", $"'{value}' is not a boolean; allowed: true, false"),
+            _ => throw new ModelRepositoryException(_file, $"parameters.{key}", $"'{value}' is not a boolean; allowed: true, false"),
         };
     }
 
@@ -91,7 +98,7 @@ internal sealed class ParameterReader(ModelConfig config, string file)
         {
             if (string.Equals(name, value, StringComparison.OrdinalIgnoreCase)) return choice;
         }
-        throw new ModelRepositoryException(file, $"parameters.{key}", $"'{value}' is not allowed; allowed: {string.Join(", ", allowed.Keys)}");
+        throw new ModelRepositoryException(_file, $"parameters.{key}", $"'{value}' is not allowed; allowed: {string.Join(", ", allowed.Keys)}");
     }
 
     public static bool IsPlaceholder(string value) => value.StartsWith("${", StringComparison.Ordinal) && value.EndsWith('}');
