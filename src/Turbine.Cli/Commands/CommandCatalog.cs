@@ -9,6 +9,7 @@ internal static class CommandCatalog
     {
         yield return RunCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return RepoCommand.Create();
         yield return BenchCommand.Create();
     }
 }
