@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using Turbine.Backends.Cpu;
+using Turbine.Backends.Cuda;
 using Turbine.Cli.Hosting;
 using Turbine.Core.Checkpoints;
 using Turbine.Engine.Executor;
@@ -32,23 +32,25 @@ internal static class RunCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per input on its own line" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
         var ignoreEos = new Option<bool>("--ignore_eos") { Description = "Keep generating past end-of-sequence tokens" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "cpu" };
+        device.AcceptOnlyFromAmong(BackendFactory.Devices);
         var command = new Command("run", "Generate continuations for prompts locally and report tokens/s (like run.py)")
         {
-            model, tokenizerDir, inputs, maxOutput, temperature, topK, topP, seed, json, threads, ignoreEos,
+            model, tokenizerDir, inputs, maxOutput, temperature, topK, topP, seed, json, threads, ignoreEos, device,
         };
         command.SetAction(parse =>
         {
             var prompts = parse.GetValue(inputs) is { Length: > 0 } given ? given : ["In the beginning"];
             var options = new RunOptions(parse.GetValue(model) ?? ModelLocator.DefaultModel(), parse.GetValue(tokenizerDir), prompts,
                 parse.GetValue(maxOutput), parse.GetValue(temperature), parse.GetValue(topK), parse.GetValue(topP), parse.GetValue(seed),
-                parse.GetValue(json), parse.GetValue(threads), parse.GetValue(ignoreEos));
+                parse.GetValue(json), parse.GetValue(threads), parse.GetValue(ignoreEos), parse.GetValue(device)!);
             return Execute(options);
         });
         return command;
     }
 
     private sealed record RunOptions(string Model, string? TokenizerDir, string[] Prompts, int MaxOutputLen, float Temperature, int TopK,
-        float TopP, ulong? Seed, bool Json, int Threads, bool IgnoreEos);
+        float TopP, ulong? Seed, bool Json, int Threads, bool IgnoreEos, string Device);
 
     private static int Execute(RunOptions o)
     {
@@ -76,7 +78,7 @@ internal static class RunCommand
                 TokensPerBlock = BlockSize,
                 MaxTokensInPagedKvCache = (longest + o.MaxOutputLen + 2 * BlockSize) * prompts.Length,
             };
-            using var backend = new CpuBackend(o.Threads);
+            using var backend = BackendFactory.Create(o.Device, o.Threads);
             using var decoder = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(o.Model))}",
                 progress => Decoder.Load(o.Model, backend, LlmExecutor.DecoderLimitsFor(options), progress));
             using var executor = new LlmExecutor(decoder, options);
@@ -106,7 +108,7 @@ internal static class RunCommand
         {
             return Fail(rejected.Message);
         }
-        catch (Exception e) when (e is CheckpointException or TokenizerFormatException or RequestRejectedException or IOException)
+        catch (Exception e) when (e is CheckpointException or TokenizerFormatException or RequestRejectedException or IOException or CudaException)
         {
             return Fail(e.Message);
         }
