@@ -179,7 +179,7 @@ internal static partial class Builtins
         "split" => Method(name, (a, k) => Split(s, OptionalString(Arg(a, k, 0, "sep"), "sep"), MaxSplit(Arg(a, k, 1, "maxsplit", -1L)), fromRight: false)),
         "rsplit" => Method(name, (a, k) => Split(s, OptionalString(Arg(a, k, 0, "sep"), "sep"), MaxSplit(Arg(a, k, 1, "maxsplit", -1L)), fromRight: true)),
         "splitlines" => Method(name, (_, _) => SplitLines(s)),
-        "upper" => Method(name, (_, _) => s.ToUpperInvariant()),
+        "upper" => Method(name, (_, _) => Upper(s)),
         "lower" => Method(name, (_, _) => s.ToLowerInvariant()),
         "title" => Method(name, (_, _) => PyTitle(s)),
         "capitalize" => Method(name, (_, _) => Capitalize(s)),
@@ -244,12 +244,13 @@ internal static partial class Builtins
             if (maxSplit < 0 || words.Count <= maxSplit + 1) return words.Select(w => (object?)s[w.Start..w.End]).ToList();
             if (!fromRight)
             {
+                // The unsplit remainder keeps its inner and outer whitespace, as in Python.
                 var head = words.Take((int)maxSplit).Select(w => (object?)s[w.Start..w.End]).ToList();
-                head.Add(s[words[(int)maxSplit].Start..].TrimEnd());
+                head.Add(s[words[(int)maxSplit].Start..]);
                 return head;
             }
             var tail = words.Skip(words.Count - (int)maxSplit).Select(w => (object?)s[w.Start..w.End]).ToList();
-            tail.Insert(0, s[..words[words.Count - (int)maxSplit - 1].End].TrimStart());
+            tail.Insert(0, s[..words[words.Count - (int)maxSplit - 1].End]);
             return tail;
         }
         if (sep.Length == 0) throw Error("empty separator");
@@ -315,6 +316,9 @@ internal static partial class Builtins
         }
         return sb.ToString();
     }
+
+    // Python upper-cases with full case mapping, so "ß" becomes "SS"; .NET's invariant mapping is one-to-one.
+    public static string Upper(string s) => s.ToUpperInvariant().Replace("ß", "SS", StringComparison.Ordinal);
 
     private static string Capitalize(string s) =>
         s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();

@@ -10,7 +10,7 @@ internal static partial class Builtins
     private static readonly Dictionary<string, FilterFunc> Filters = new()
     {
         ["trim"] = (v, a, k) => Strip(Py.Str(v), OptionalString(Arg(a, k, 0, "chars"), "trim chars"), true, true),
-        ["upper"] = (v, _, _) => Py.Str(v).ToUpperInvariant(),
+        ["upper"] = (v, _, _) => Upper(Py.Str(v)),
         ["lower"] = (v, _, _) => Py.Str(v).ToLowerInvariant(),
         ["capitalize"] = (v, _, _) => Capitalize(Py.Str(v)),
         ["title"] = (v, _, _) => JinjaTitle(Py.Str(v)),
@@ -60,6 +60,8 @@ internal static partial class Builtins
         ["map"] = Map,
         ["attr"] = (v, a, k) => GetAttr(v, RequireString(Arg(a, k, 0, "name"), "attr name")),
         ["batch"] = Batch,
+        ["center"] = (v, a, k) => Center(Py.Str(v), (int)MaxSplit(Arg(a, k, 0, "width", 80L))),
+        ["format"] = (v, a, _) => PercentFormat(Py.Str(v), a),
     };
 
     public static bool HasFilter(string name) => Filters.ContainsKey(name);
@@ -68,6 +70,48 @@ internal static partial class Builtins
     {
         if (!Filters.TryGetValue(name, out var filter)) throw Error($"No filter named '{name}'.");
         return filter(value, args, kwargs);
+    }
+
+    // Python's str.center: an odd margin puts the extra space on the left when the width is odd.
+    private static string Center(string s, int width)
+    {
+        var margin = width - s.Length;
+        if (margin <= 0) return s;
+        var left = margin / 2 + (margin & width & 1);
+        return new string(' ', left) + s + new string(' ', margin - left);
+    }
+
+    // The "%" operator the format filter applies: %s, %r, %d, %i, %f and %% without flags.
+    private static string PercentFormat(string format, List<object?> args)
+    {
+        var sb = new StringBuilder();
+        var next = 0;
+        for (var i = 0; i < format.Length; i++)
+        {
+            if (format[i] != '%' || i + 1 >= format.Length)
+            {
+                sb.Append(format[i]);
+                continue;
+            }
+            var spec = format[++i];
+            if (spec == '%')
+            {
+                sb.Append('%');
+                continue;
+            }
+            if (next >= args.Count) throw Error("not enough arguments for format string");
+            var arg = args[next++];
+            sb.Append(spec switch
+            {
+                's' => Py.Str(arg),
+                'r' => Py.Repr(arg),
+                'd' or 'i' => ((long)Math.Truncate(Py.ToDouble(arg))).ToString(CultureInfo.InvariantCulture),
+                'f' => Py.ToDouble(arg).ToString("F6", CultureInfo.InvariantCulture),
+                _ => throw Error($"unsupported format character '{spec}'"),
+            });
+        }
+        if (next < args.Count) throw Error("not all arguments converted during string formatting");
+        return sb.ToString();
     }
 
     // jinja2's title filter: words start after whitespace, '-', or an opening bracket.

@@ -79,7 +79,6 @@ internal sealed class Lexer
         // At the template start and after a tag whose consumed text ends in a newline, a tag preceded only by
         // blanks on its line gets them stripped (lstrip_blocks); jinja2 tracks this as "line_starting".
         var lineStarting = true;
-        var stripNextData = false;
         while (_pos < _src.Length)
         {
             var start = _src.IndexOf('{', _pos);
@@ -87,8 +86,6 @@ internal sealed class Lexer
                 start = _src.IndexOf('{', start + 1);
             var dataEnd = start < 0 ? _src.Length : start;
             var text = _src[_pos..dataEnd];
-            if (stripNextData) text = text.TrimStart();
-            stripNextData = false;
             if (start < 0)
             {
                 EmitData(text, _pos);
@@ -106,11 +103,12 @@ internal sealed class Lexer
                 if ((lineStart > 0 || lineStarting) && IsBlank(text.AsSpan(lineStart))) text = text[..lineStart];
             }
             EmitData(text, _pos);
-            var bodyStart = start + 2 + (modifier is '-' or '+' ? 1 : 0);
+            // "+" (keep blanks) exists for block and comment tags only; in "{{+" it is an operator.
+            var bodyStart = start + 2 + (modifier == '-' || (modifier == '+' && kind != '{') ? 1 : 0);
             switch (kind)
             {
                 case '#':
-                    (lineStarting, stripNextData) = Comment(start, bodyStart);
+                    lineStarting = Comment(start, bodyStart);
                     break;
                 case '%' when TryRaw(start, bodyStart, out var rawEndsLine):
                     lineStarting = rawEndsLine;
@@ -118,7 +116,7 @@ internal sealed class Lexer
                 default:
                     _tokens.Add(new Token(kind == '{' ? TokenType.VariableBegin : TokenType.BlockBegin, _src[start..bodyStart], null, start));
                     _pos = bodyStart;
-                    (lineStarting, stripNextData) = Expression(kind == '{', start);
+                    lineStarting = Expression(kind == '{', start);
                     break;
             }
         }
@@ -137,8 +135,8 @@ internal sealed class Lexer
         return true;
     }
 
-    // Returns (line_starting, strip following whitespace) for the text after the comment.
-    private (bool, bool) Comment(int start, int bodyStart)
+    // Returns whether the text after the comment starts a line.
+    private bool Comment(int start, int bodyStart)
     {
         var end = _src.IndexOf("#}", bodyStart, StringComparison.Ordinal);
         if (end < 0) throw Error("missing end of comment tag", start);
@@ -149,7 +147,8 @@ internal sealed class Lexer
 
     // After "%}" / "}}" / "#}": '-' strips all following whitespace, '+' keeps everything,
     // a plain block or comment end swallows one newline (trim_blocks); a plain "}}" keeps it.
-    private (bool, bool) EndTag(char modifier, bool trimBlocks = true)
+    // Returns whether the consumed text ends in a newline, i.e. the following text starts a line.
+    private bool EndTag(char modifier, bool trimBlocks = true)
     {
         if (modifier == '-')
         {
@@ -157,14 +156,14 @@ internal sealed class Lexer
             while (next < _src.Length && char.IsWhiteSpace(_src[next])) next++;
             var endsLine = next > _pos && _src[next - 1] == '\n';
             _pos = next;
-            return (endsLine, false);
+            return endsLine;
         }
         if (modifier != '+' && trimBlocks && _pos < _src.Length && _src[_pos] == '\n')
         {
             _pos++;
-            return (true, false);
+            return true;
         }
-        return (false, false);
+        return false;
     }
 
     // {% raw %}...{% endraw %}: the content is data, tags inside are not parsed.
@@ -174,11 +173,12 @@ internal sealed class Lexer
         var p = SkipSpaces(bodyStart);
         if (string.CompareOrdinal(_src, p, "raw", 0, 3) != 0) return false;
         p = SkipSpaces(p + 3);
-        var openModifier = _src.Length > p && _src[p] is '-' or '+' ? _src[p] : '\0';
-        if (openModifier != '\0') p++;
+        // jinja2 applies no trim_blocks after "{% raw %}"; only "-%}" strips what follows.
+        var stripAfter = p < _src.Length && _src[p] == '-';
+        if (stripAfter) p++;
         if (string.CompareOrdinal(_src, p, "%}", 0, 2) != 0) return false;
         _pos = p + 2;
-        _ = EndTag(openModifier == '-' ? '-' : openModifier == '+' ? '+' : '\0');
+        if (stripAfter) EndTag('-');
         var contentStart = _pos;
         for (var search = contentStart; ;)
         {
@@ -196,10 +196,18 @@ internal sealed class Lexer
                 if (string.CompareOrdinal(_src, q, "%}", 0, 2) == 0)
                 {
                     var content = _src[contentStart..tag];
-                    if (closeModifier == '-') content = content.TrimEnd();
+                    if (closeModifier == '-')
+                    {
+                        content = content.TrimEnd();
+                    }
+                    else if (closeModifier != '+')
+                    {
+                        var lineStart = content.LastIndexOf('\n') + 1;
+                        if (lineStart > 0 && IsBlank(content.AsSpan(lineStart))) content = content[..lineStart];
+                    }
                     EmitData(content, contentStart);
                     _pos = q + 2;
-                    (lineStarting, _) = EndTag(endModifier);
+                    lineStarting = EndTag(endModifier);
                     return true;
                 }
             }
@@ -213,7 +221,7 @@ internal sealed class Lexer
         return p;
     }
 
-    private (bool, bool) Expression(bool variable, int tagStart)
+    private bool Expression(bool variable, int tagStart)
     {
         // Open brackets: inside them "}}" and "%}" are not the tag end (as jinja2's balancing stack decides).
         var brackets = new Stack<char>();
@@ -225,8 +233,7 @@ internal sealed class Lexer
             if (brackets.Count == 0 && TryEnd(variable, out var modifier, out var endOffset))
             {
                 _tokens.Add(new Token(variable ? TokenType.VariableEnd : TokenType.BlockEnd, _src[endOffset.._pos], null, endOffset));
-                var (lineStarting, _) = EndTag(modifier, trimBlocks: !variable);
-                return (lineStarting, false);
+                return EndTag(modifier, trimBlocks: !variable);
             }
             var c = _src[_pos];
             if (c is '\'' or '"') ReadString(c);
@@ -366,6 +373,7 @@ internal sealed class Lexer
             case 'u': return HexEscape(p, 4, sb);
             case 'U': return HexEscape(p, 8, sb);
         }
+        if (c == 'N') throw Error("malformed \\N character escape", p - 1);
         if (c is >= '0' and <= '7')
         {
             var value = 0;

@@ -269,35 +269,36 @@ internal sealed class Parser
         return new FilterBlockStmt(filters, body, offset);
     }
 
-    // A name, name.attribute (namespace assignment) or a tuple of names.
+    // A name, name.attribute (namespace assignment) or a tuple of targets, possibly nested in parentheses.
     private Expr ParseAssignTarget(bool allowAttribute, Func<Token, bool> isEnd)
     {
         var offset = Current.Offset;
         var items = new List<Expr>();
         var sawComma = false;
-        var parenthesized = SkipOperator("(");
         while (true)
         {
-            var itemOffset = Current.Offset;
-            var name = ExpectIdentifier();
-            if (name is "true" or "false" or "none" or "True" or "False" or "None")
-                throw Error($"cannot assign to '{name}'", itemOffset);
-            if (allowAttribute && SkipOperator("."))
-            {
-                items.Add(new AttrExpr(new NameExpr(name, itemOffset), ExpectIdentifier(), itemOffset));
-            }
-            else
-            {
-                items.Add(new NameExpr(name, itemOffset));
-            }
+            items.Add(ParseTargetAtom(allowAttribute));
             if (!SkipOperator(",")) break;
             sawComma = true;
-            if (parenthesized ? Current.IsOperator(")") : isEnd(Current)) break;
+            if (isEnd(Current)) break;
         }
-        if (parenthesized) ExpectOperator(")");
         if (items.Count == 1 && !sawComma) return items[0];
         if (items.Any(i => i is AttrExpr)) throw Error("cannot unpack into an attribute", offset);
         return new TupleExpr(items, offset);
+    }
+
+    private Expr ParseTargetAtom(bool allowAttribute)
+    {
+        var offset = Current.Offset;
+        if (SkipOperator("("))
+        {
+            var inner = ParseAssignTarget(allowAttribute: false, t => t.IsOperator(")"));
+            ExpectOperator(")");
+            return inner;
+        }
+        var name = ExpectIdentifier();
+        if (name is "true" or "false" or "none" or "True" or "False" or "None") throw Error($"cannot assign to '{name}'", offset);
+        return allowAttribute && SkipOperator(".") ? new AttrExpr(new NameExpr(name, offset), ExpectIdentifier(), offset) : new NameExpr(name, offset);
     }
 
     private static bool IsStatementEnd(Token t) => t.Type is TokenType.BlockEnd or TokenType.VariableEnd or TokenType.Eof;

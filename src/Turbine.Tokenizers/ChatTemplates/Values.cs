@@ -10,9 +10,8 @@ namespace Turbine.Tokenizers.ChatTemplates;
 /// <summary>Jinja's default Undefined: renders as "", is falsy and iterates as empty; most other uses fail.</summary>
 internal sealed class Undefined(string hint)
 {
+    /// <summary>What was undefined, for the error when the value is used in a way that needs it.</summary>
     public string Hint { get; } = hint;
-
-    public ChatTemplateException Error(int line) => new(ChatTemplateErrorKind.Render, Hint, line);
 }
 
 /// <summary>The object <c>namespace(...)</c> makes: the one thing a template can assign attributes of.</summary>
