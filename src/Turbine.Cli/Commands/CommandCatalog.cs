@@ -10,6 +10,7 @@ internal static class CommandCatalog
         yield return RunCommand.Create();
         yield return TokenizeCommand.Create();
         yield return RepoCommand.Create();
+        yield return ServeCommand.Create();
         yield return BenchCommand.Create();
     }
 }
