@@ -44,6 +44,48 @@ public sealed unsafe class SimdPathTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void LinearF16WeightsOfEveryBitPattern(int m)
+    {
+        // 2048 rows of 32 weights hold all 65536 binary16 values, Inf and NaN included, in the
+        // decode (m = 1) and prefill conversion paths; x is positive so signs decide Inf vs NaN.
+        const int k = 32, n = 2048;
+        var w = new ushort[n * k];
+        for (int i = 0; i < w.Length; i++)
+            w[i] = (ushort)i;
+        var rng = new Random(TestData.NewSeed());
+        var x = new float[m * k];
+        for (int i = 0; i < x.Length; i++)
+            x[i] = 0.5f + (float)rng.NextDouble();
+        var y = new float[m * n];
+        fixed (float* xp = x)
+        fixed (ushort* wp = w)
+        fixed (float* yp = y)
+            Linear.Forward(xp, m, k, DType.F16, (byte*)wp, n, null, yp, pool);
+        for (int i = 0; i < m; i++)
+        {
+            for (int r = 0; r < n; r++)
+            {
+                double sum = 0, mag = 0;
+                for (int e = 0; e < k; e++)
+                {
+                    double wv = (double)BitConverter.UInt16BitsToHalf(w[r * k + e]);
+                    sum += x[i * k + e] * wv;
+                    mag += Math.Abs(x[i * k + e] * wv);
+                }
+                float got = y[i * n + r];
+                if (double.IsNaN(sum))
+                    Assert.True(float.IsNaN(got), $"row {r}: expected NaN, got {got}");
+                else if (double.IsInfinity(sum))
+                    Assert.Equal(sum, (double)got);
+                else
+                    Assert.True(Math.Abs(got - sum) <= 1e-5 * mag + 1e-30, $"row {r}: got {got}, expected {sum}");
+            }
+        }
+    }
+
     [Fact]
     public void EveryBf16BitPatternWidensExactly()
     {
