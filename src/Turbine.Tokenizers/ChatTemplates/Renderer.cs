@@ -25,8 +25,12 @@ internal sealed class Renderer
 {
     private enum Flow { Normal, Break, Continue }
 
+    // Macros may recurse; a runaway template must fail as a render error, not overflow the server's stack.
+    private const int MaxMacroDepth = 200;
+
     private readonly SourceMap _map;
     private int _offset;
+    private int _macroDepth;
 
     public Renderer(SourceMap map) => _map = map;
 
@@ -207,9 +211,18 @@ internal sealed class Renderer
             }
         }
         if (kwargs.Count > 0) throw new TemplateRuntimeException($"macro '{macro.Name}' takes no keyword argument '{kwargs.Keys.First()}'");
+        if (_macroDepth >= MaxMacroDepth) throw new TemplateRuntimeException($"macro '{macro.Name}' recursed deeper than {MaxMacroDepth} calls");
         var output = new StringBuilder();
         var caller = _offset;
-        Exec(macro.Body, scope, output);
+        _macroDepth++;
+        try
+        {
+            Exec(macro.Body, scope, output);
+        }
+        finally
+        {
+            _macroDepth--;
+        }
         _offset = caller;
         return output.ToString();
     });

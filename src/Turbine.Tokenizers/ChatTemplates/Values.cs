@@ -466,10 +466,19 @@ internal static class Py
         return (x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q;
     }
 
-    private static string Repeat(string s, long n) => n <= 0 ? "" : new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+    // Repetition is capped so that a template cannot exhaust the server's memory with one expression.
+    private const long MaxRepeatedLength = 1 << 24;
+
+    private static string Repeat(string s, long n)
+    {
+        if (n <= 0) return "";
+        if (s.Length * n > MaxRepeatedLength) throw TypeError($"repeating a string of length {s.Length} {n} times is too large");
+        return new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+    }
 
     private static List<object?> RepeatList(List<object?> l, long n)
     {
+        if (l.Count * n > MaxRepeatedLength) throw TypeError($"repeating a list of length {l.Count} {n} times is too large");
         var result = new List<object?>();
         for (var i = 0; i < n; i++) result.AddRange(l);
         return result;

@@ -81,6 +81,8 @@ public sealed class ChatTemplateTests
     [InlineData("{% set x = 1 %}{% set x.a = 2 %}", 1, "non-namespace")]
     [InlineData("{% for a, b in [[1, 2, 3]] %}{% endfor %}", 1, "too many values to unpack")]
     [InlineData("{{ {'a': 1} | tojson }}{{ missing | tojson }}", 1, "not JSON serializable")]
+    [InlineData("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", 1, "recursed deeper")]
+    [InlineData("{{ 'abc' * 100000000 }}", 1, "too large")]
     public void RenderErrorsSayWhatAndWhere(string template, int line, string message)
     {
         var error = Fails(template);
