@@ -12,15 +12,16 @@ namespace Turbine.Backends.Cuda;
 /// </summary>
 public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
 {
-    // Rows up to this go through the GEMV kernels (weights streamed once, float32 activations); more go to cuBLAS.
-    private const int GemvMaxRows = 8;
+    // Rows one GEMV launch handles (the largest kernel instance).
+    private const int GemvRows = 8;
     private const int KeyTile = 32;
     private const int MaxHeadDim = 256;
 
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;
     private readonly WeightArena _arena;
-    private readonly Profiler? _profiler;
+    private Profiler? _profiler;
+    private Profiler? _activeProfiler;
     private bool _halfWeights;
     private ForwardBatch? _batch;
 
@@ -44,8 +45,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _options = options ?? new CudaBackendOptions().FromEnvironment();
         _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
         _arena = new WeightArena(_device);
-        if (_options.Profile)
-            _profiler = new Profiler(_device);
+        Profiling = _options.Profile;
     }
 
     /// <summary>
@@ -95,6 +95,18 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     /// <summary>Time per operation since the last <see cref="ResetProfile"/>, when <see cref="CudaBackendOptions.Profile"/> is on.</summary>
     public IReadOnlyDictionary<string, (double Milliseconds, int Calls)> Profile =>
         _profiler?.Totals ?? new Dictionary<string, (double, int)>();
+
+    /// <summary>Whether operations are being timed with CUDA events (which slows steps down).</summary>
+    public bool Profiling
+    {
+        get => _activeProfiler is not null;
+        set
+        {
+            if (value)
+                _profiler ??= new Profiler(_device);
+            _activeProfiler = value ? _profiler : null;
+        }
+    }
 
     /// <summary>Clears the per-operation times.</summary>
     public void ResetProfile() => _profiler?.Totals.Clear();
@@ -206,9 +218,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         ulong tablePtr = w.Pointer, tokens = _meta + (ulong)_tokensOff, yp = Ptr(y);
         int width = (int)w.Shape[1];
         void** args = stackalloc void*[] { &tablePtr, &tokens, &yp, &width };
-        _profiler?.Begin("embed");
+        _activeProfiler?.Begin("embed");
         Run("embed_" + Suffix(w.DType), (uint)batch.TokenCount, 1, 1, 256, 1, 0, args);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -225,9 +237,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         int width = (int)w.Shape[0];
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
         uint threads = width >= 4096 ? 1024u : width >= 1024 ? 256u : 128u;
-        _profiler?.Begin("rmsnorm");
+        _activeProfiler?.Begin("rmsnorm");
         Run("rmsnorm", (uint)rows, 1, 1, threads, 1, 0, args);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -238,16 +250,26 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         var w = (CudaWeight)weight;
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
         ulong wp = w.Pointer, xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
-        _profiler?.Begin($"linear {n}x{k} {(rows <= GemvMaxRows ? "gemv" : "gemm")}");
-        if (rows <= GemvMaxRows)
+        bool gemv = rows <= _options.GemvMaxRows;
+        _activeProfiler?.Begin($"linear {n}x{k} {(gemv ? "gemv" : "gemm")}");
+        if (gemv)
         {
-            int m = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : 8;
-            void** args = stackalloc void*[] { &wp, &xp, &bp, &yp, &n, &k, &rows };
-            Run($"gemv_{Suffix(w.DType)}_{m}", (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+            var fn = $"gemv_{Suffix(w.DType)}_";
+            ulong xr = xp, yr = yp;
+            int count = 0;
+            void** args = stackalloc void*[] { &wp, &xr, &bp, &yr, &n, &k, &count };
+            for (int r = 0; r < rows; r += GemvRows)
+            {
+                count = Math.Min(GemvRows, rows - r);
+                int m = count == 1 ? 1 : count == 2 ? 2 : count <= 4 ? 4 : 8;
+                xr = xp + (ulong)((long)r * k * 4);
+                yr = yp + (ulong)((long)r * n * 4);
+                Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+            }
         }
         else
             Gemm(w, n, k, xp, rows, bp, yp);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     private void Gemm(CudaWeight w, int n, int k, ulong x, int rows, ulong bias, ulong y)
@@ -257,6 +279,8 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         float one = 1f, zero = 0f;
         if (w.DType == DType.F32)
         {
+            // Pedantic: no TF32 behind float32 weights, whose models expect float32 results.
+            Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.PedanticMath), "cublasSetMathMode");
             Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, w.Pointer, Cublas.R32F, k, x, Cublas.R32F, k,
                 &zero, y, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
             if (bias != 0)
@@ -275,6 +299,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
             Grow(ref _gemmOut, ref _gemmOutBytes, parts * count * 4, "GEMM output");
         ulong output = direct ? y : _gemmOut;
         int type = w.DType == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
+        Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
         Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, parts * rows, k, &one, w.Pointer, type, k, input, type, k,
             &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
         if (!direct)
@@ -294,9 +319,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         int half = batch.RotaryHalfDim;
         ulong qp = Ptr(q), kp = Ptr(k), cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
         void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half };
-        _profiler?.Begin("rope");
+        _activeProfiler?.Begin("rope");
         Run("rope", (uint)batch.TokenCount, 1, 1, 256, 1, 0, args);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -310,10 +335,10 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         int tokens = batch.TokenCount, kvDim = kvHeads * headDim;
         string type = kv.Bf16 ? "bf16" : "f32";
         ulong kp = Ptr(k), vp = Ptr(v), slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
-        _profiler?.Begin("kv_write");
+        _activeProfiler?.Begin("kv_write");
         void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
         Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
-        _profiler?.End();
+        _activeProfiler?.End();
 
         int group = heads / kvHeads;
         int wpb = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
@@ -337,14 +362,14 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow, &chunk, &partial,
         };
-        _profiler?.Begin("attention");
+        _activeProfiler?.Begin("attention");
         _device.Launch(fn, "attention_" + type, (uint)tokens, (uint)(heads / wpb), (uint)splits, 32, (uint)wpb, shared, args);
         if (splits > 1)
         {
             void** combine = stackalloc void*[] { &partial, &op, &heads, &headDim, &splits };
             Run("attention_combine", (uint)tokens, (uint)heads, 1, 32, 1, 0, combine);
         }
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -367,9 +392,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     {
         ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
         void** args = stackalloc void*[] { &g, &u, &yp, &count };
-        _profiler?.Begin("silu_mul");
+        _activeProfiler?.Begin("silu_mul");
         Run("silu_mul", Blocks(count), 1, 1, 256, 1, 0, args);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -384,9 +409,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         ulong dRows = _meta + (ulong)_rowsOff, xp = Ptr(x), yp = Ptr(y);
         Driver.Check(Driver.cuMemcpyHtoDAsync(dRows, _staging + _rowsOff, (nuint)(rows.Length * 4), _device.Stream), "uploading gather rows");
         void** args = stackalloc void*[] { &xp, &dRows, &yp, &width };
-        _profiler?.Begin("gather_rows");
+        _activeProfiler?.Begin("gather_rows");
         Run("gather_rows", (uint)rows.Length, 1, 1, 256, 1, 0, args);
-        _profiler?.End();
+        _activeProfiler?.End();
     }
 
     /// <inheritdoc />
@@ -395,10 +420,10 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _device.MakeCurrent();
         if (destination.Length > source.Length)
             throw new ArgumentException("destination is longer than the buffer", nameof(destination));
-        _profiler?.Begin("download");
+        _activeProfiler?.Begin("download");
         fixed (float* d = destination)
             Driver.Check(Driver.cuMemcpyDtoHAsync(d, Ptr(source), (nuint)destination.Length * sizeof(float), _device.Stream), "downloading");
-        _profiler?.End();
+        _activeProfiler?.End();
         _device.Synchronize();
         _profiler?.Harvest();
     }

@@ -18,14 +18,20 @@ public sealed record CudaBackendOptions
     /// </summary>
     public bool SplitGemmActivations { get; init; } = true;
 
+    /// <summary>
+    /// Steps of up to this many rows run through the GEMV kernels (8 rows a launch, float32 activations, weights read
+    /// once per 8 rows); more rows go to cuBLAS.
+    /// </summary>
+    public int GemvMaxRows { get; init; } = 8;
+
     /// <summary>Where compiled kernels are cached; null: $XDG_CACHE_HOME/turbine/cuda or ~/.cache/turbine/cuda.</summary>
     public string? KernelCacheDirectory { get; init; }
 
-    /// <summary>Times every operation with CUDA events, for <see cref="CudaBackend.Profile"/>; slows steps down.</summary>
+    /// <summary>Times every operation with CUDA events from the start, for <see cref="CudaBackend.Profile"/>; slows steps down.</summary>
     public bool Profile { get; init; }
 
     /// <summary>
-    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_CACHE (a
+    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_GEMV_ROWS (a count), TURBINE_CUDA_CACHE (a
     /// directory) and TURBINE_CUDA_PROFILE (1) applied.
     /// </summary>
     public CudaBackendOptions FromEnvironment()
@@ -41,6 +47,8 @@ public sealed record CudaBackendOptions
             case "split": o = o with { SplitGemmActivations = true }; break;
             case "bf16": o = o with { SplitGemmActivations = false }; break;
         }
+        if (int.TryParse(Environment.GetEnvironmentVariable("TURBINE_CUDA_GEMV_ROWS"), out int gemvRows) && gemvRows > 0)
+            o = o with { GemvMaxRows = gemvRows };
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_CACHE") is { Length: > 0 } cache)
             o = o with { KernelCacheDirectory = cache };
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_PROFILE") == "1")

@@ -17,6 +17,8 @@ status=0
 fixtures=$(ls -d tests/fixtures/models/*/)
 echo "== fixtures (default options) =="
 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures.log" || status=1
+echo "== fixtures, every linear through the float32-activation GEMV kernels =="
+TURBINE_CUDA_GEMV_ROWS=100000 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-gemv.log"
 echo "== fixtures, bf16 KV cache and bf16 GEMM activations =="
 TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=bf16 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-bf16.log"
 [ "$stage" = fixtures ] && exit $status
@@ -28,6 +30,9 @@ echo "checkpoint + reference: $(( $(date +%s) - start )) s"
 echo "== 8B teacher-forced accuracy (default: split GEMM activations, bf16 KV) =="
 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b 2>&1 | tee "$out/teacher.log"
 python3 tools/gpu/compare_teacher.py $model /tmp/t8b 2>&1 | tee -a "$out/teacher.log" || status=1
+echo "== 8B teacher-forced accuracy, float32 KV cache =="
+TURBINE_CUDA_KV=f32 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b32 2>&1 | tee -a "$out/teacher.log"
+python3 tools/gpu/compare_teacher.py $model /tmp/t8b32 2>&1 | tee -a "$out/teacher.log"
 echo "== 8B teacher-forced accuracy, bf16 GEMM activations =="
 TURBINE_CUDA_GEMM=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
 python3 tools/gpu/compare_teacher.py $model /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
@@ -35,7 +40,7 @@ rm -f /tmp/t8b*.f32
 echo "== 8B throughput =="
 $bench perf --model $model --batch 1 2>&1 | tee "$out/perf.log"
 $bench perf --model $model --batch 64 --ttft 2048 2>&1 | tee -a "$out/perf.log"
-TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 64 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
+TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 1 --output 8 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
 echo "== 8B decode step profile =="
 $bench profile --model $model --batch 1 --context 192 2>&1 | tee "$out/profile.log"
 $bench profile --model $model --batch 64 --context 192 2>&1 | tee -a "$out/profile.log"

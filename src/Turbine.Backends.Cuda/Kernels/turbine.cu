@@ -298,14 +298,38 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     {
         __syncthreads();
         const int n = min(32, end - base);
-        for (int e = tid; e < n * headDim; e += threads)
+        if ((headDim & 7) == 0)
         {
-            int j = e / headDim, d = e - j * headDim;
-            int p = base + j;
-            long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
-            long long off = slot * kvDim + (long long)kvh * headDim + d;
-            ks[j * kStride + d] = KV::get(kc, off);
-            vs[j * headDim + d] = KV::get(vc, off);
+            // 8 elements (16 bytes of bf16) per load.
+            const int vecs = headDim >> 3;
+            for (int e = tid; e < n * vecs; e += threads)
+            {
+                int j = e / vecs, d = (e - j * vecs) << 3;
+                int p = base + j;
+                long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
+                long long off = slot * kvDim + (long long)kvh * headDim + d;
+                float a[8], b[8];
+                KV::load8(kc + off, a);
+                KV::load8(vc + off, b);
+                float4* kd = (float4*)(ks + j * kStride + d);
+                float4* vd = (float4*)(vs + j * headDim + d);
+                kd[0] = make_float4(a[0], a[1], a[2], a[3]);
+                kd[1] = make_float4(a[4], a[5], a[6], a[7]);
+                vd[0] = make_float4(b[0], b[1], b[2], b[3]);
+                vd[1] = make_float4(b[4], b[5], b[6], b[7]);
+            }
+        }
+        else
+        {
+            for (int e = tid; e < n * headDim; e += threads)
+            {
+                int j = e / headDim, d = e - j * headDim;
+                int p = base + j;
+                long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
+                long long off = slot * kvDim + (long long)kvh * headDim + d;
+                ks[j * kStride + d] = KV::get(kc, off);
+                vs[j * headDim + d] = KV::get(vc, off);
+            }
         }
         __syncthreads();
         float score = NEG_INF;

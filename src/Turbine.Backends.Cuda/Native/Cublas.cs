@@ -14,11 +14,14 @@ internal static unsafe partial class Cublas
     public const int R16BF = 14;
     public const int Compute32F = 68;
     public const int GemmDefault = -1;
+    public const int DefaultMath = 0;
+    public const int PedanticMath = 2;
 
     [LibraryImport(Lib, EntryPoint = "cublasCreate_v2")] public static partial int cublasCreate(nint* handle);
     [LibraryImport(Lib, EntryPoint = "cublasDestroy_v2")] public static partial int cublasDestroy(nint handle);
     [LibraryImport(Lib, EntryPoint = "cublasSetStream_v2")] public static partial int cublasSetStream(nint handle, nint stream);
     [LibraryImport(Lib, EntryPoint = "cublasSetWorkspace_v2")] public static partial int cublasSetWorkspace(nint handle, ulong workspace, nuint bytes);
+    [LibraryImport(Lib)] public static partial int cublasSetMathMode(nint handle, int mode);
     [LibraryImport(Lib)]
     public static partial int cublasGemmEx(nint handle, int transA, int transB, int m, int n, int k, void* alpha, ulong a, int aType, int lda,
         ulong b, int bType, int ldb, void* beta, ulong c, int cType, int ldc, int computeType, int algo);
