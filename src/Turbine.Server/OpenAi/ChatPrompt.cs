@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Turbine.Server.Models;
 using Turbine.Tokenizers;
+using Turbine.Tokenizers.ChatTemplates;
 
 namespace Turbine.Server.OpenAi;
 
@@ -46,7 +47,14 @@ public static class ChatPrompt
     {
         if (string.IsNullOrEmpty(tokenizer.ChatTemplate))
             throw new InferenceException(InferenceError.InvalidArgument,
-                "this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions");
-        throw new InferenceException(InferenceError.Unprocessable, "chat template rendering is not available in this build");
+                "this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions", "messages");
+        try
+        {
+            return tokenizer.ApplyChatTemplate([.. turns.Select(t => new ChatMessage(t.Role, t.Content))], addGenerationPrompt);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw new InferenceException(InferenceError.InvalidArgument, "the chat template failed: " + e.Message, "messages");
+        }
     }
 }
