@@ -9,6 +9,7 @@ using Turbine.Engine.KvCache;
 using Turbine.Engine.Models;
 
 // The CUDA backend on a GPU machine (run by tools/gpu/check_cuda.sh):
+//   ops                                           every backend operation on random inputs against the CPU backend
 //   fixtures DIR...                               greedy ids and last logits of tests/fixtures/models/* against reference.json
 //   teacher --model DIR --ids FILE --out PREFIX   teacher-forced logits of int32 ids, by one prefill step and by decode steps
 //   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
@@ -30,6 +31,7 @@ int Int(string name, int fallback) => named.TryGetValue(name, out var v) ? int.P
 return args[0] switch
 {
     "fixtures" => await Fixtures(positional),
+    "ops" => Turbine.Bench.Cuda.Ops.Run(),
     "teacher" => Teacher(named["model"], named["ids"], named["out"]),
     "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
     "profile" => Profile(named["model"], Int("batch", 1), Int("context", 128), Int("steps", 16)),

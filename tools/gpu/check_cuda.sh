@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Correctness and speed of the CUDA backend on the GPU machine. Run from the repository root there:
-#   tools/gpu/check_cuda.sh fixtures        tiny fixtures against transformers (greedy ids, last logits)
+#   tools/gpu/check_cuda.sh fixtures        operations on random inputs, and tiny fixtures against transformers (greedy ids, last logits)
 #   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
 # Needs the self-contained bench published here first (no .NET on the GPU machine):
 #   ../shared/device/pack.sh bench/Turbine.Bench.Cuda/Turbine.Bench.Cuda.csproj bench; cp .device/bench.tar.xz .cuda-pack/
@@ -15,6 +15,8 @@ export TURBINE_CUDA_CACHE=/tmp/turbine-kernels
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 status=0
 fixtures=$(ls -d tests/fixtures/models/*/)
+echo "== every operation on random inputs, CUDA against the CPU backend =="
+$bench ops 2>&1 | tee "$out/ops.log" || status=1
 echo "== fixtures (default options) =="
 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures.log" || status=1
 echo "== fixtures, every linear through the float32-activation GEMV kernels =="
