@@ -95,7 +95,11 @@ internal static class BenchCommand
         {
             model, dataset, mode, rate, concurrency, maxBatch, maxTokens, kvTokens, timeout, threads, seed, json, url, modelName,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        // The body blocks on the benchmark inside a progress display; the action stays async for Ctrl+C's token.
+        command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
+        return command;
+
+        int Run(ParseResult parse, CancellationToken cancellationToken)
         {
             try
             {
@@ -112,7 +116,7 @@ internal static class BenchCommand
                 RunConfiguration config;
                 if (parse.GetValue(url) is { } server)
                 {
-                    config = new RunConfiguration(server.ToString(), "server", null, load);
+                    config = RunConfiguration.Of(server.ToString(), "server", null, load);
                     using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                     var target = new TritonGenerateStreamTarget(http, server, parse.GetValue(modelName)!);
                     report = ConsoleProgress.Run("requests", progress =>
@@ -122,7 +126,7 @@ internal static class BenchCommand
                 {
                     var modelDir = parse.GetValue(model) ?? ModelLocator.DefaultModel();
                     var options = InProcessBenchmark.ExecutorOptionsFor(settings, workload);
-                    config = new RunConfiguration(modelDir, parse.GetValue(mode)!, options, load);
+                    config = RunConfiguration.Of(modelDir, parse.GetValue(mode)!, options, load);
                     using var local = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}",
                         progress => LocalModel.Load(modelDir, parse.GetValue(threads), LlmExecutor.DecoderLimitsFor(options), progress));
                     using var executor = new LlmExecutor(local.Decoder, options);
@@ -138,12 +142,11 @@ internal static class BenchCommand
                 return report.Completed > 0 ? 0 : 1;
             }
             catch (Exception e) when (e is CheckpointException or InvalidDataException or IOException or UnauthorizedAccessException
-                or ArgumentException or FormatException or DirectoryNotFoundException)
+                or ArgumentException or FormatException)
             {
                 return Fail(e.Message);
             }
-        });
-        return command;
+        }
     }
 
     private static Command CreateSweep()
@@ -160,7 +163,10 @@ internal static class BenchCommand
         {
             model, batchSizes, inputLens, outputLens, maxTokens, threads, seed, json,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
+        return command;
+
+        int Run(ParseResult parse, CancellationToken cancellationToken)
         {
             try
             {
@@ -191,15 +197,13 @@ internal static class BenchCommand
                     Console.WriteLine(JsonSerializer.Serialize(points));
                 else
                     PrintSweep(points);
-                await Console.Out.FlushAsync(cancellationToken);
                 return points.TrueForAll(p => p.Errors == 0) ? 0 : 1;
             }
             catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException or ArgumentException or FormatException)
             {
                 return Fail(e.Message);
             }
-        });
-        return command;
+        }
     }
 
     private static BenchmarkMode ParseMode(string mode) => mode switch
@@ -275,20 +279,25 @@ internal static class BenchCommand
         return 1;
     }
 
-    /// <summary>What a run was configured with, printed with its report.</summary>
-    private sealed record RunConfiguration(string Target, string Mode, ExecutorOptions? Executor, LoadSettings Load)
+    /// <summary>What a run was configured with, printed with its report; executor fields are null for servers.</summary>
+    private sealed record RunConfiguration
     {
-        [JsonPropertyName("target")] public string Target { get; } = Target;
-        [JsonPropertyName("mode")] public string Mode { get; } = Mode;
-        [JsonPropertyName("max_batch_size")] public int? MaxBatchSize => Executor?.MaxBatchSize;
-        [JsonPropertyName("max_num_tokens")] public int? MaxNumTokens => Executor?.MaxNumTokens;
-        [JsonPropertyName("kv_tokens")] public int? KvTokens => Executor?.MaxTokensInPagedKvCache;
-        [JsonPropertyName("static_timeout_ms")] public double? StaticTimeoutMs => Executor?.StaticBatchTimeout.TotalMilliseconds;
+        [JsonPropertyName("target")] public required string Target { get; init; }
+        [JsonPropertyName("mode")] public required string Mode { get; init; }
+        [JsonPropertyName("max_batch_size")] public int? MaxBatchSize { get; init; }
+        [JsonPropertyName("max_num_tokens")] public int? MaxNumTokens { get; init; }
+        [JsonPropertyName("kv_tokens")] public int? KvTokens { get; init; }
+        [JsonPropertyName("static_timeout_ms")] public double? StaticTimeoutMs { get; init; }
         // JSON has no infinity; null means all requests at once.
-        [JsonPropertyName("request_rate")] public double? RequestRate => double.IsPositiveInfinity(Load.RequestRate) ? null : Load.RequestRate;
-        [JsonPropertyName("concurrency")] public int Concurrency => Load.Concurrency;
-        [JsonIgnore] public ExecutorOptions? Executor { get; } = Executor;
-        [JsonIgnore] public LoadSettings Load { get; } = Load;
+        [JsonPropertyName("request_rate")] public double? RequestRate { get; init; }
+        [JsonPropertyName("concurrency")] public int Concurrency { get; init; }
+
+        public static RunConfiguration Of(string target, string mode, ExecutorOptions? executor, LoadSettings load) => new()
+        {
+            Target = target, Mode = mode, MaxBatchSize = executor?.MaxBatchSize, MaxNumTokens = executor?.MaxNumTokens,
+            KvTokens = executor?.MaxTokensInPagedKvCache, StaticTimeoutMs = executor?.StaticBatchTimeout.TotalMilliseconds,
+            RequestRate = double.IsPositiveInfinity(load.RequestRate) ? null : load.RequestRate, Concurrency = load.Concurrency,
+        };
     }
 
     private sealed record RunSummary([property: JsonPropertyName("config")] RunConfiguration Config, [property: JsonPropertyName("results")] BenchmarkReport Results);
