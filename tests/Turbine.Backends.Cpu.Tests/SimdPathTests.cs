@@ -47,10 +47,11 @@ public sealed unsafe class SimdPathTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
+    [InlineData(9)]
     public void LinearF16WeightsOfEveryBitPattern(int m)
     {
         // 2048 rows of 32 weights hold all 65536 binary16 values, Inf and NaN included, in the
-        // decode (m = 1) and prefill conversion paths; x is positive so signs decide Inf vs NaN.
+        // decode (m = 1) and prefill (m > 1) conversion paths; x is positive so signs decide Inf vs NaN.
         const int k = 32, n = 2048;
         var w = new ushort[n * k];
         for (int i = 0; i < w.Length; i++)
