@@ -17,12 +17,12 @@ public static class ChatPrompt
     public static IReadOnlyList<ChatTurn> ParseMessages(JsonElement messages)
     {
         if (messages.ValueKind != JsonValueKind.Array || messages.GetArrayLength() == 0)
-            throw new InferenceException(InferenceError.InvalidArgument, "'messages' must be a non-empty array");
+            throw new InferenceException(InferenceError.InvalidArgument, "'messages' must be a non-empty array", "messages");
         var turns = new List<ChatTurn>();
         foreach (var m in messages.EnumerateArray())
         {
             if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
-                throw new InferenceException(InferenceError.InvalidArgument, "each message needs a 'role' string");
+                throw new InferenceException(InferenceError.InvalidArgument, "each message needs a 'role' string", "messages");
             string content = "";
             if (m.TryGetProperty("content", out var c))
                 content = c.ValueKind switch
@@ -32,7 +32,7 @@ public static class ChatPrompt
                     JsonValueKind.Array => string.Concat(c.EnumerateArray()
                         .Where(p => p.TryGetProperty("type", out var t) && t.GetString() == "text" && p.TryGetProperty("text", out _))
                         .Select(p => p.GetProperty("text").GetString())),
-                    _ => throw new InferenceException(InferenceError.InvalidArgument, "message 'content' must be a string or an array of parts"),
+                    _ => throw new InferenceException(InferenceError.InvalidArgument, "message 'content' must be a string or an array of parts", "messages"),
                 };
             turns.Add(new ChatTurn(role.GetString()!, content));
         }
