@@ -10,7 +10,7 @@ using Turbine.Engine.Models;
 
 // The CUDA backend on a GPU machine (run by tools/gpu/check_cuda.sh):
 //   ops                                           every backend operation on random inputs against the CPU backend
-//   fixtures DIR...                               greedy ids and last logits of tests/fixtures/models/* against reference.json
+//   fixtures [--device cpu|tee] DIR...            greedy ids and last logits of tests/fixtures/models/* against reference.json
 //   teacher --model DIR --ids FILE --out PREFIX   teacher-forced logits of int32 ids, by one prefill step and by decode steps
 //   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
 //   profile --model DIR [--batch 1] [--context 128] [--steps 16]              per-operation time of decode steps (CUDA events)
@@ -30,7 +30,7 @@ int Int(string name, int fallback) => named.TryGetValue(name, out var v) ? int.P
 
 return args[0] switch
 {
-    "fixtures" => await Fixtures(positional),
+    "fixtures" => await Fixtures(positional, named.GetValueOrDefault("device", "cuda")),
     "ops" => Turbine.Bench.Cuda.Ops.Run(),
     "teacher" => Teacher(named["model"], named["ids"], named["out"]),
     "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
@@ -38,11 +38,18 @@ return args[0] switch
     _ => 2,
 };
 
-static async Task<int> Fixtures(List<string> dirs)
+static async Task<int> Fixtures(List<string> dirs, string device)
 {
     int failures = 0;
-    using var backend = new CudaBackend();
-    Console.WriteLine($"device: {backend.DeviceDescription}; options: {backend.Options}");
+    // --device cpu runs the same harness on the CPU backend, the reference the CUDA backend must agree with.
+    // --device tee runs both and prints the operations whose outputs differ.
+    using IComputeBackend backend = device switch
+    {
+        "cpu" => new Turbine.Backends.Cpu.CpuBackend(0),
+        "tee" => new Turbine.Bench.Cuda.TeeBackend(new Turbine.Backends.Cpu.CpuBackend(0), new CudaBackend()),
+        _ => new CudaBackend(),
+    };
+    Console.WriteLine(backend is CudaBackend gpu ? $"device: {gpu.DeviceDescription}; options: {gpu.Options}" : "device: cpu");
     foreach (var dir in dirs)
     {
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
