@@ -155,10 +155,6 @@ internal readonly unsafe struct F16Weights : IWeightType
     private const uint PairMask = 0x8FFF_E000;
     // Magnitude bits of such a lane shifted up by 4: at or above this the binary16 was Inf or NaN.
     private const uint SpecialShifted = 0xF800_0000;
-    // Exponent fields of both binary16 halves of a lane, their lowest bits, and the bits just above.
-    private const int ExponentBits = 0x7C00_7C00;
-    private const int ExponentOne = 0x0400_0400;
-    private const int ExponentCarry = unchecked((int)0x8000_8000);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadPairs512(byte* row, nint i, out Vector512<float> first, out Vector512<float> second)
@@ -167,16 +163,11 @@ internal readonly unsafe struct F16Weights : IWeightType
         var odd = Vector512.ShiftRightArithmetic(v, 3).AsUInt32() & Vector512.Create(PairMask);
         var even = Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(v, 16), 3).AsUInt32() & Vector512.Create(PairMask);
         var scale = Vector512.Create(Rebias).AsSingle();
-        first = even.AsSingle() * scale;
-        second = odd.AsSingle() * scale;
-        // Adding one to an all-ones exponent carries into the bit above it: one test per 32 weights
-        // finds Inf/NaN, which real checkpoints never hold, so the fix-up is almost never run.
-        if (((v & Vector512.Create(ExponentBits)) + Vector512.Create(ExponentOne) & Vector512.Create(ExponentCarry)) != Vector512<int>.Zero)
-        {
-            var inf = Vector512.Create(0x7F80_0000u);
-            first = (first.AsUInt32() | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(even, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
-            second = (second.AsUInt32() | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(odd, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
-        }
+        var inf = Vector512.Create(0x7F80_0000u);
+        first = ((even.AsSingle() * scale).AsUInt32()
+            | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(even, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
+        second = ((odd.AsSingle() * scale).AsUInt32()
+            | (Vector512.GreaterThanOrEqual(Vector512.ShiftLeft(odd, 4), Vector512.Create(SpecialShifted)) & inf)).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -186,13 +177,10 @@ internal readonly unsafe struct F16Weights : IWeightType
         var odd = Vector256.ShiftRightArithmetic(v, 3).AsUInt32() & Vector256.Create(PairMask);
         var even = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(v, 16), 3).AsUInt32() & Vector256.Create(PairMask);
         var scale = Vector256.Create(Rebias).AsSingle();
-        first = even.AsSingle() * scale;
-        second = odd.AsSingle() * scale;
-        if (((v & Vector256.Create(ExponentBits)) + Vector256.Create(ExponentOne) & Vector256.Create(ExponentCarry)) != Vector256<int>.Zero)
-        {
-            var inf = Vector256.Create(0x7F80_0000u);
-            first = (first.AsUInt32() | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(even, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
-            second = (second.AsUInt32() | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(odd, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
-        }
+        var inf = Vector256.Create(0x7F80_0000u);
+        first = ((even.AsSingle() * scale).AsUInt32()
+            | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(even, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
+        second = ((odd.AsSingle() * scale).AsUInt32()
+            | (Vector256.GreaterThanOrEqual(Vector256.ShiftLeft(odd, 4), Vector256.Create(SpecialShifted)) & inf)).AsSingle();
     }
 }
