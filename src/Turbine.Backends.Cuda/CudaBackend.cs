@@ -15,6 +15,8 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     // Rows one GEMV launch handles (the largest kernel instance).
     private const int GemvRows = 8;
     private const int KeyTile = 32;
+    // Query tokens of one sequence that share each staged key tile in steps with prompt chunks.
+    private const int QueryTile = 4;
     private const int MaxHeadDim = 256;
 
     private readonly CudaDevice _device;
@@ -22,7 +24,6 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     private readonly WeightArena _arena;
     private Profiler? _profiler;
     private Profiler? _activeProfiler;
-    private bool _halfWeights;
     private ForwardBatch? _batch;
 
     // Step metadata: written to pinned host memory, copied in one transfer to _meta.
@@ -30,7 +31,8 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     private long _stagingBytes;
     private ulong _meta;
     private long _metaBytes;
-    private long _tokensOff, _slotsOff, _tokSeqOff, _cosOff, _sinOff, _seqsOff, _tablesOff, _rowsOff;
+    private long _tokensOff, _slotsOff, _tokSeqOff, _cosOff, _sinOff, _seqsOff, _tablesOff, _tilesOff, _rowsOff;
+    private int _tileCount;
     private int _rowsCapacity;
     private int _maxContext;
 
@@ -138,14 +140,20 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
                 };
             var p = _arena.Allocate(f.Length * sizeof(float), tensor.Name);
             fixed (float* src = f)
-                Driver.Check(Driver.cuMemcpyHtoD(p, src, (nuint)(f.Length * sizeof(float))), $"uploading {tensor.Name}");
+                Copy(p, src, f.Length * sizeof(float), tensor.Name);
             return new CudaWeight(tensor.DType, tensor.Shape, p);
         }
-        if (tensor.DType != DType.F32)
-            _halfWeights = true;
         var pointer = _arena.Allocate(tensor.ByteLength, $"{tensor.Name} {tensor.ShapeText}");
-        Driver.Check(Driver.cuMemcpyHtoD(pointer, tensor.Data, (nuint)tensor.ByteLength), $"uploading {tensor.Name}");
+        Copy(pointer, tensor.Data, tensor.ByteLength, tensor.Name);
         return new CudaWeight(tensor.DType, tensor.Shape, pointer);
+    }
+
+    // On the backend's stream, then waited for: a plain cuMemcpyHtoD from pageable memory may return before its DMA
+    // lands, and the non-blocking stream would not wait for it, so the first step could read half-uploaded weights.
+    private void Copy(ulong destination, void* source, long bytes, string name)
+    {
+        Driver.Check(Driver.cuMemcpyHtoDAsync(destination, source, (nuint)bytes, _device.Stream), $"uploading {name}");
+        _device.Synchronize();
     }
 
     /// <inheritdoc />
@@ -156,7 +164,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     {
         if (shape.HeadDim % 4 != 0 || shape.HeadDim > MaxHeadDim)
             throw new NotSupportedException($"the CUDA attention kernel needs a head width divisible by 4 and at most {MaxHeadDim}, not {shape.HeadDim}");
-        return new CudaKvCache(_device, shape, _options.KvCacheBf16 ?? _halfWeights);
+        return new CudaKvCache(_device, shape, _options.KvCacheBf16);
     }
 
     /// <inheritdoc />
@@ -168,12 +176,13 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _profiler?.Harvest();
         _batch = batch;
         int t = batch.TokenCount, s = batch.SequenceCount, half = batch.RotaryHalfDim;
-        int tables = 0;
+        int tables = 0, longestQuery = 0;
         _maxContext = 0;
         for (int i = 0; i < s; i++)
         {
             tables += batch.Sequences[i].BlockCount;
             _maxContext = Math.Max(_maxContext, batch.Sequences[i].ContextLength);
+            longestQuery = Math.Max(longestQuery, batch.Sequences[i].QueryLength);
         }
         long off = 0;
         _tokensOff = Take(ref off, t * 4L);
@@ -183,6 +192,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _sinOff = Take(ref off, (long)t * half * 4);
         _seqsOff = Take(ref off, s * 16L);
         _tablesOff = Take(ref off, tables * 4L);
+        _tilesOff = Take(ref off, (t / QueryTile + s) * 8L);
         long stepBytes = off;
         _rowsCapacity = Math.Max(batch.LogitRows.Length, 1);
         _rowsOff = Take(ref off, _rowsCapacity * 4L);
@@ -206,6 +216,22 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
             seqs[4 * i + 3] = tableAt;
             q.BlockTable.AsSpan(0, q.BlockCount).CopyTo(table.Slice(tableAt));
             tableAt += q.BlockCount;
+        }
+        // Steps with prompt chunks attend per tile of consecutive query tokens; pure decode steps per token.
+        _tileCount = 0;
+        if (longestQuery > 1)
+        {
+            var tiles = new Span<int>(_staging + _tilesOff, 2 * (t / QueryTile + s));
+            for (int i = 0; i < s; i++)
+            {
+                var q = batch.Sequences[i];
+                for (int at = 0; at < q.QueryLength; at += QueryTile)
+                {
+                    tiles[2 * _tileCount] = q.QueryStart + at;
+                    tiles[2 * _tileCount + 1] = Math.Min(QueryTile, q.QueryLength - at);
+                    _tileCount++;
+                }
+            }
         }
         Driver.Check(Driver.cuMemcpyHtoDAsync(_meta, _staging, (nuint)stepBytes, _device.Stream), "uploading the step's metadata");
     }
@@ -342,7 +368,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
 
         int group = heads / kvHeads;
         int wpb = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
-        long blocks = (long)tokens * (heads / wpb);
+        int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
+        int gridX = _tileCount > 0 ? _tileCount : tokens;
+        long blocks = (long)gridX * (heads / wpb);
         int tiles = Math.Max(1, (_maxContext + KeyTile - 1) / KeyTile);
         // Few blocks (decode of small batches) leave SMs idle: split each context into key ranges merged afterwards.
         long target = 4L * _device.Multiprocessors;
@@ -352,18 +380,20 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         if (splits > 1)
             Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 2) * 4, "attention partials");
         ulong qp = Ptr(q), op = Ptr(output), tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff,
-            tables = _meta + (ulong)_tablesOff, partial = _partial;
+            tables = _meta + (ulong)_tablesOff, tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial;
         int blockSize = kv.Shape.BlockSize;
-        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + wpb * headDim) * 4);
+        int warps = wpb * tokensPerBlock;
+        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headDim) * 4);
         var fn = _device.Function("attention_" + type);
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, (int)shared), "cuFuncSetAttribute(attention)");
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow, &chunk, &partial,
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &wpb, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow, &chunk,
+            &partial,
         };
         _activeProfiler?.Begin("attention");
-        _device.Launch(fn, "attention_" + type, (uint)tokens, (uint)(heads / wpb), (uint)splits, 32, (uint)wpb, shared, args);
+        _device.Launch(fn, "attention_" + type, (uint)gridX, (uint)(heads / wpb), (uint)splits, 32, (uint)warps, shared, args);
         if (splits > 1)
         {
             void** combine = stackalloc void*[] { &partial, &op, &heads, &headDim, &splits };

@@ -7,10 +7,10 @@ public sealed record CudaBackendOptions
     public int Device { get; init; }
 
     /// <summary>
-    /// KV cache entries in bf16 (half the bytes attention reads) instead of float32; null chooses bf16 when the model's
-    /// matrices are 16-bit, float32 otherwise.
+    /// KV cache entries in bf16 (half the bytes attention reads) instead of float32. Off by default: on a random
+    /// Llama-3-8B-shaped model bf16 K/V moved the logits 2e-2 (relative L2) from transformers' float32, float32 K/V 1e-4.
     /// </summary>
-    public bool? KvCacheBf16 { get; init; }
+    public bool KvCacheBf16 { get; init; }
 
     /// <summary>
     /// GEMMs of many rows run on the tensor cores with 16-bit activations. Split rounds each activation to hi + lo

@@ -261,26 +261,40 @@ extern "C" __global__ void kv_write_f32(const float* k, const float* v, const in
 extern "C" __global__ void kv_write_bf16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<BF16>(k, v, s, kc, vc, d); }
 
 // ---- paged attention, prefill and decode alike ----------------------------------------------------------------------
-// Block = (token t, wpb query heads sharing one KV head, key split z); one warp per head. Keys come in tiles of 32,
-// staged in shared memory once for all the block's heads; lane j scores key j, then every lane accumulates its own
-// output dimensions over the tile (online softmax in base 2). With one split the block writes the normalised
-// output; with several it writes (acc, m, l) for attention_combine.
+// Block = (query tile, wpb query heads sharing one KV head, key split z); one warp per (token, head). A query tile is
+// up to blockDim.y / wpb consecutive tokens of one sequence (tiles[x] = (first token, count)), or the single token x
+// when tiles is null. Keys come in tiles of 32, staged in shared memory once for all the block's warps; lane j scores
+// key j, then every lane accumulates its own output dimensions over the tile (online softmax in base 2). With one
+// split the block writes the normalised output; with several it writes (acc, m, l) for attention_combine.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
 #define MAX_DIMS_PER_LANE 8
 template <class KV>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
-    const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+    const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
+    int window, int chunk, float* partial)
 {
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
-    const int t = blockIdx.x, wpb = blockDim.y, warp = threadIdx.y, lane = threadIdx.x;
-    const int head = blockIdx.y * wpb + warp;
+    const int warp = threadIdx.y, lane = threadIdx.x;
+    const int tw = warp / wpb, hw = warp - tw * wpb;
+    int t0 = blockIdx.x, count = 1;
+    if (tiles != 0)
+    {
+        int2 tile = tiles[blockIdx.x];
+        t0 = tile.x;
+        count = tile.y;
+    }
+    const bool active = tw < count;
+    const int t = t0 + (active ? tw : 0);
+    const int head = blockIdx.y * wpb + hw;
     const int group = heads / kvHeads;
     const int kvh = (blockIdx.y * wpb) / group;
-    const int4 s = seqs[tokSeq[t]];
-    const int pos = s.z - s.y + (t - s.x);
-    const int lo = window > 0 ? max(0, pos - window + 1) : 0;
-    const int begin = max(lo, (int)blockIdx.z * chunk), end = min(pos + 1, ((int)blockIdx.z + 1) * chunk);
+    const int4 s = seqs[tokSeq[t0]];
+    const int pos0 = s.z - s.y + (t0 - s.x), pos = pos0 + (t - t0);
+    const int chunkBegin = blockIdx.z * chunk, chunkEnd = chunkBegin + chunk;
+    // The block walks the union of its tokens' key ranges; each warp masks keys outside its own.
+    const int begin = max(window > 0 ? max(0, pos0 - window + 1) : 0, chunkBegin), end = min(pos0 + count, chunkEnd);
+    const int myBegin = max(window > 0 ? max(0, pos - window + 1) : 0, chunkBegin), myEnd = min(pos + 1, chunkEnd);
     const int kStride = headDim + 4;  // padding keeps lanes reading different rows off distinct banks
     float* ks = smem;
     float* vs = ks + 32 * kStride;
@@ -293,7 +307,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[i] = 0.f;
     float m = NEG_INF, l = 0.f;
     const int kvDim = kvHeads * headDim;
-    const int threads = 32 * wpb, tid = warp * 32 + lane;
+    const int threads = 32 * blockDim.y, tid = warp * 32 + lane;
     for (int base = begin; base < end; base += 32)
     {
         __syncthreads();
@@ -332,8 +346,10 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             }
         }
         __syncthreads();
+        const int key = base + lane;
+        const bool valid = active && lane < n && key >= myBegin && key < myEnd;
         float score = NEG_INF;
-        if (lane < n)
+        if (valid)
         {
             const float4* kr = (const float4*)(ks + lane * kStride);
             const float4* qr = (const float4*)qs;
@@ -345,9 +361,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             }
             score = dot;
         }
-        float mNew = fmaxf(m, warp_max(score));
+        const float tileMax = warp_max(score);
+        if (tileMax == NEG_INF) continue;  // none of this warp's keys in the tile (warp-uniform)
+        float mNew = fmaxf(m, tileMax);
         float corr = exp2f(m - mNew);
-        float p = lane < n ? exp2f(score - mNew) : 0.f;
+        float p = valid ? exp2f(score - mNew) : 0.f;
         l = l * corr + warp_sum(p);
         m = mNew;
 #pragma unroll
@@ -364,6 +382,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             }
         }
     }
+    if (!active) return;
     long long row = (long long)t * heads + head;
     if (gridDim.z == 1)
     {
@@ -392,11 +411,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     }
 }
 extern "C" __global__ void attention_f32(const float* q, float* out, const float* kc, const float* vc, const int* tokSeq, const int4* seqs,
-    const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
-{ attention<F32>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
+    const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+{ attention<F32>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
 extern "C" __global__ void attention_bf16(const float* q, float* out, const u16* kc, const u16* vc, const int* tokSeq, const int4* seqs,
-    const int* tables, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
-{ attention<BF16>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
+    const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
+{ attention<BF16>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
 
 // Merges the key splits of one (token, head): grid (tokens, heads), 32 threads.
 extern "C" __global__ void attention_combine(const float* partial, float* out, int heads, int headDim, int splits)

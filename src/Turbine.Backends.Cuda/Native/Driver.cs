@@ -14,7 +14,6 @@ internal static unsafe partial class Driver
     public const int FuncAttrMaxDynamicSharedSize = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
-    public const int CaptureModeThreadLocal = 1;
 
     [LibraryImport(Lib)] public static partial int cuInit(uint flags);
     [LibraryImport(Lib)] public static partial int cuDriverGetVersion(int* version);
@@ -33,11 +32,9 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] public static partial int cuMemGetInfo(nuint* free, nuint* total);
     [LibraryImport(Lib)] public static partial int cuMemHostAlloc(void** pointer, nuint bytes, uint flags);
     [LibraryImport(Lib)] public static partial int cuMemFreeHost(void* pointer);
-    [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoD_v2")] public static partial int cuMemcpyHtoD(ulong destination, void* source, nuint bytes);
     [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial int cuMemcpyHtoDAsync(ulong destination, void* source, nuint bytes, nint stream);
     [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoHAsync_v2")] public static partial int cuMemcpyDtoHAsync(void* destination, ulong source, nuint bytes, nint stream);
     [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial int cuMemcpyDtoDAsync(ulong destination, ulong source, nuint bytes, nint stream);
-    [LibraryImport(Lib)] public static partial int cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
     [LibraryImport(Lib)] public static partial int cuModuleLoadData(nint* module, void* image);
     [LibraryImport(Lib)] public static partial int cuModuleUnload(nint module);
     [LibraryImport(Lib)] public static partial int cuModuleGetFunction(nint* function, nint module, byte* name);
@@ -48,14 +45,7 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuEventCreate(nint* e, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint e);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint e, nint stream);
-    [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint e);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* milliseconds, nint start, nint end);
-    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(nint stream, int mode);
-    [LibraryImport(Lib)] public static partial int cuStreamEndCapture(nint stream, nint* graph);
-    [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(nint* exec, nint graph, ulong flags);
-    [LibraryImport(Lib)] public static partial int cuGraphLaunch(nint exec, nint stream);
-    [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(nint exec);
-    [LibraryImport(Lib)] public static partial int cuGraphDestroy(nint graph);
     [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, byte** name);
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, byte** text);
 
