@@ -11,6 +11,7 @@ internal static class CommandCatalog
         yield return TokenizeCommand.Create();
         yield return RepoCommand.Create();
         yield return ServeCommand.Create();
+        yield return ClientCommand.Create();
         yield return BenchCommand.Create();
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Turbine.Cli.Hosting;
 using Turbine.Server.Hosting;
 using Turbine.Server.Models;
+using Turbine.Server.Repository;
 
 namespace Turbine.Cli.Commands;
 
@@ -37,22 +38,32 @@ internal static class ServeCommand
                 MetricsPort = parse.GetValue(metricsPort), LogVerbose = parse.GetValue(verbose), ModelControlMode = mode,
                 ExitTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(exitTimeout))), ApiKey = parse.GetValue(apiKey),
             };
-            if (parse.GetValue(repository) is not null)
-                return Fail("--model-repository is not supported by this build yet; use --model DIR");
-            return await Execute(options, parse.GetValue(model) ?? ModelLocator.DefaultModel(), parse.GetValue(loadModel) ?? [], parse.GetValue(threads), cancellationToken);
+            return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [], parse.GetValue(threads), cancellationToken);
         });
         return command;
     }
 
-    private static async Task<int> Execute(ServerOptions options, string modelDir, string[] load, int threads, CancellationToken cancellationToken)
+    private static async Task<int> Execute(ServerOptions options, string? repositoryDir, string? modelDir, string[] load, int threads, CancellationToken cancellationToken)
     {
+        if (repositoryDir is not null && modelDir is not null)
+            return Fail("give --model-repository or --model, not both");
         ModelRegistry registry;
         try
         {
-            var llm = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}", _ => LlmService.Load(modelDir, threads: threads));
-            registry = ModelRegistry.Standard(llm, options.ModelControlMode, load);
+            if (repositoryDir is not null)
+            {
+                var repository = ModelRepository.Open(repositoryDir);
+                registry = ConsoleProgress.Run($"loading {repositoryDir}", _ => RepositoryModels.Build(repository, options.ModelControlMode, load, threads));
+            }
+            else
+            {
+                modelDir ??= ModelLocator.DefaultModel();
+                var llm = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}", _ => LlmService.Load(modelDir, threads: threads));
+                registry = ModelRegistry.Standard(llm, options.ModelControlMode, load);
+            }
         }
-        catch (Exception e) when (e is IOException or Turbine.Core.Checkpoints.CheckpointException or Turbine.Tokenizers.TokenizerFormatException or ArgumentException)
+        catch (Exception e) when (e is IOException or Turbine.Core.Checkpoints.CheckpointException or Turbine.Tokenizers.TokenizerFormatException
+            or ArgumentException or ModelRepositoryException)
         {
             return Fail(e.Message);
         }

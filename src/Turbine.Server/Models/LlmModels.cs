@@ -5,7 +5,7 @@ using Turbine.Engine.Executor;
 namespace Turbine.Server.Models;
 
 /// <summary>The <c>tensorrt_llm</c> model: token ids in, token ids out, run by the executor (decoupled: streams when asked).</summary>
-public sealed class TensorRtLlmModel(LlmService llm) : ServedModel
+public sealed class TensorRtLlmModel(LlmService llm, string name = "tensorrt_llm", bool excludeInputByDefault = false) : ServedModel
 {
     private static readonly TensorSpec[] InputSpecs =
     [
@@ -24,7 +24,7 @@ public sealed class TensorRtLlmModel(LlmService llm) : ServedModel
     public LlmService Llm => llm;
 
     /// <inheritdoc />
-    public override string Name => "tensorrt_llm";
+    public override string Name => name;
     /// <inheritdoc />
     public override string Platform => "tensorrt_llm";
     /// <inheritdoc />
@@ -46,7 +46,7 @@ public sealed class TensorRtLlmModel(LlmService llm) : ServedModel
             ids = length >= 0 && length <= ids.Length ? ids[..(int)length]
                 : throw new InferenceException(InferenceError.InvalidArgument, $"input_lengths {length} is outside [0, {ids.Length}]");
         bool streaming = request.Streaming && request.Bool("streaming", true);
-        bool excludeInput = request.Bool("exclude_input_in_output", false);
+        bool excludeInput = request.Bool("exclude_input_in_output", excludeInputByDefault);
         var generation = new GenerationRequest
         {
             PromptIds = ids,
@@ -87,13 +87,20 @@ public sealed class TextGenerationModel : ServedModel
     private readonly LlmService _llm;
     private readonly bool _bls;
     private readonly TensorSpec[] _inputs;
+    private readonly bool _excludeInputByDefault;
+    private readonly bool _accumulateByDefault;
 
-    /// <summary>An ensemble (<paramref name="bls"/> false) or BLS model named <paramref name="name"/> over <paramref name="llm"/>.</summary>
-    public TextGenerationModel(string name, LlmService llm, bool bls)
+    /// <summary>
+    /// An ensemble (<paramref name="bls"/> false) or BLS model named <paramref name="name"/> over <paramref name="llm"/>;
+    /// the defaults stand where a request leaves exclude_input_in_output and accumulate_tokens out.
+    /// </summary>
+    public TextGenerationModel(string name, LlmService llm, bool bls, bool excludeInputByDefault = false, bool accumulateByDefault = false)
     {
         Name = name;
         _llm = llm;
         _bls = bls;
+        _excludeInputByDefault = excludeInputByDefault;
+        _accumulateByDefault = accumulateByDefault;
         TensorSpec[] common =
         [
             new("text_input", DataTypes.Bytes, [-1]),
@@ -124,7 +131,7 @@ public sealed class TextGenerationModel : ServedModel
     public override IReadOnlyList<string> EnsembleSteps => _bls ? [] : ["preprocessing", "tensorrt_llm", "postprocessing"];
     /// <inheritdoc />
     public override IReadOnlyDictionary<string, string> Parameters => _bls
-        ? new Dictionary<string, string> { ["accumulate_tokens"] = "false", ["tensorrt_llm_model_name"] = "tensorrt_llm" }
+        ? new Dictionary<string, string> { ["accumulate_tokens"] = _accumulateByDefault ? "true" : "false", ["tensorrt_llm_model_name"] = "tensorrt_llm" }
         : new Dictionary<string, string>();
 
     /// <summary>The LLM behind this model.</summary>
@@ -137,8 +144,8 @@ public sealed class TextGenerationModel : ServedModel
         var text = request.Required("text_input").GetString(0);
         var prompt = _llm.Tokenizer.Encode(text, addSpecialTokens: true);
         bool streaming = request.Streaming && request.Bool("stream", true);
-        bool accumulate = _bls && request.Bool("accumulate_tokens", false);
-        bool excludeInput = request.Bool("exclude_input_in_output", false);
+        bool accumulate = _bls && request.Bool("accumulate_tokens", _accumulateByDefault);
+        bool excludeInput = request.Bool("exclude_input_in_output", _excludeInputByDefault);
         var generation = new GenerationRequest
         {
             PromptIds = prompt,

@@ -43,10 +43,10 @@ public sealed class LlmService : IAsyncDisposable
     /// Loads the checkpoint in <paramref name="modelDir"/> on the CPU backend. The defaults suit serving: a batch of 16,
     /// 256 MiB of KV cache, and a queue of 256 requests beyond which requests are refused at once.
     /// </summary>
-    public static LlmService Load(string modelDir, ExecutorOptions? options = null, int threads = 0)
+    public static LlmService Load(string modelDir, ExecutorOptions? options = null, int threads = 0, string? tokenizerDir = null)
     {
         options ??= new ExecutorOptions { MaxBatchSize = 16, MaxNumTokens = 1024, KvCacheMemoryBytes = 256L << 20, MaxQueueSize = 256 };
-        var tokenizer = Tokenizer.FromDirectory(modelDir);
+        var tokenizer = Tokenizer.FromDirectory(tokenizerDir ?? modelDir);
         var backend = new CpuBackend(threads);
         Decoder? decoder = null;
         try

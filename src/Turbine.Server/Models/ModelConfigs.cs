@@ -8,6 +8,8 @@ public static class ModelConfigs
     /// <summary>The configuration of <paramref name="model"/> as config.pbtxt would state it.</summary>
     public static ModelConfig Describe(ServedModel model)
     {
+        if (model.RepositoryConfig is { } fromRepository)
+            return fromRepository;
         var config = new ModelConfig
         {
             Name = model.Name,

@@ -49,15 +49,21 @@ public sealed class ModelRegistry : IAsyncDisposable
         registry.Add(new TextGenerationModel("ensemble", llm, bls: false));
         registry.Add(new TextGenerationModel("tensorrt_llm_bls", llm, bls: true));
         registry.Own(llm);
-        if (mode == ModelControlMode.Explicit && load is not null)
-        {
-            var wanted = new HashSet<string>(load, StringComparer.Ordinal);
-            if (!wanted.Contains("*"))
-                foreach (var model in registry.All)
-                    if (!wanted.Contains(model.Name))
-                        model.State = ModelState.Unavailable;
-        }
+        registry.RestrictTo(load);
         return registry;
+    }
+
+    /// <summary>In explicit mode, leaves only the models in <paramref name="load"/> (--load-model; * for all) ready.</summary>
+    public void RestrictTo(IEnumerable<string>? load)
+    {
+        if (Mode != ModelControlMode.Explicit || load is null)
+            return;
+        var wanted = new HashSet<string>(load, StringComparer.Ordinal);
+        if (wanted.Contains("*"))
+            return;
+        foreach (var model in All)
+            if (!wanted.Contains(model.Name))
+                model.State = ModelState.Unavailable;
     }
 
     /// <summary>
@@ -102,9 +108,10 @@ public sealed class ModelRegistry : IAsyncDisposable
         {
             await foreach (var response in model.InferAsync(request, cancellationToken).WithCancellation(cancellationToken).ConfigureAwait(false))
             {
-                yield return response;
+                // Set before yielding: a caller that stops at the final response never resumes this loop.
                 if (response.IsFinal)
                     succeeded = true;
+                yield return response;
             }
         }
         finally

@@ -24,13 +24,17 @@ public abstract class ServedModel
     /// <summary>Model name.</summary>
     public abstract string Name { get; }
     /// <summary>Version, a positive integer as a string.</summary>
-    public virtual string Version => "1";
+    public virtual string Version => RepositoryConfig is null ? "1" : RepositoryVersion;
+    /// <summary>The configuration read from the model repository, when the model came from one; it is what the config endpoint reports.</summary>
+    public Inference.ModelConfig? RepositoryConfig { get; init; }
+    /// <summary>The repository version served (the latest).</summary>
+    public string RepositoryVersion { get; init; } = "1";
     /// <summary>Platform as model metadata reports it (ensemble, tensorrt_llm, python ...).</summary>
     public abstract string Platform { get; }
     /// <summary>Backend name as config.pbtxt names it; empty for ensembles.</summary>
     public abstract string Backend { get; }
     /// <summary>Batch size limit (max_batch_size); 0 when the model does not batch.</summary>
-    public virtual int MaxBatchSize => 64;
+    public virtual int MaxBatchSize => RepositoryConfig?.MaxBatchSize ?? 64;
     /// <summary>Whether the model may send any number of responses per request.</summary>
     public virtual bool Decoupled => false;
     /// <summary>Inputs.</summary>

@@ -1,7 +1,7 @@
 namespace Turbine.Server.Models;
 
 /// <summary>The <c>preprocessing</c> model: text to input ids, word lists to TensorRT-LLM's [2, n] format.</summary>
-public sealed class PreprocessingModel(LlmService llm) : ServedModel
+public sealed class PreprocessingModel(LlmService llm, string name = "preprocessing") : ServedModel
 {
     private static readonly TensorSpec[] InputSpecs =
     [
@@ -25,7 +25,7 @@ public sealed class PreprocessingModel(LlmService llm) : ServedModel
     ];
 
     /// <inheritdoc />
-    public override string Name => "preprocessing";
+    public override string Name => name;
     /// <inheritdoc />
     public override string Platform => "python";
     /// <inheritdoc />
@@ -58,7 +58,7 @@ public sealed class PreprocessingModel(LlmService llm) : ServedModel
 }
 
 /// <summary>The <c>postprocessing</c> model: token ids back to text.</summary>
-public sealed class PostprocessingModel(LlmService llm) : ServedModel
+public sealed class PostprocessingModel(LlmService llm, string name = "postprocessing") : ServedModel
 {
     private static readonly TensorSpec[] InputSpecs =
     [
@@ -69,7 +69,7 @@ public sealed class PostprocessingModel(LlmService llm) : ServedModel
     private static readonly TensorSpec[] OutputSpecs = [new("OUTPUT", DataTypes.Bytes, [-1])];
 
     /// <inheritdoc />
-    public override string Name => "postprocessing";
+    public override string Name => name;
     /// <inheritdoc />
     public override string Platform => "python";
     /// <inheritdoc />

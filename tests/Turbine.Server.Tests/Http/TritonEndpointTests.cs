@@ -231,6 +231,10 @@ public sealed class TritonEndpointTests(ServerFixture fx) : IClassFixture<Server
     {
         await fx.PostJson("/v2/models/postprocessing/infer", """{"inputs": [{"name": "TOKENS_BATCH", "shape": [1, 1, 2], "datatype": "INT32", "data": [5, 6]}]}""");
         var (status, body) = await fx.Get("/v2/models/postprocessing/stats");
+        var before = (await fx.Get("/v2/models/ensemble/stats")).Body.GetProperty("model_stats")[0].GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetInt64();
+        await fx.PostJson("/v2/models/ensemble/generate", """{"text_input": "a", "max_tokens": 2}""");
+        var after = (await fx.Get("/v2/models/ensemble/stats")).Body.GetProperty("model_stats")[0].GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetInt64();
+        Assert.Equal(before + 1, after);
         Assert.Equal(200, status);
         var stats = body.GetProperty("model_stats")[0];
         Assert.Equal("postprocessing", stats.GetProperty("name").GetString());

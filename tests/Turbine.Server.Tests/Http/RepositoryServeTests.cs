@@ -1,0 +1,57 @@
+using System.Text.Json;
+using Turbine.Server.Hosting;
+using Turbine.Server.Models;
+using Turbine.Server.Repository;
+
+namespace Turbine.Server.Tests.Http;
+
+/// <summary>Serving a model repository on disk as `turbine repo init` writes it (--model-repository).</summary>
+public sealed class RepositoryServeTests
+{
+    [Fact]
+    public async Task Repository_on_disk_serves_its_configs_and_generates()
+    {
+        var dir = Directory.CreateTempSubdirectory("turbine-repo-").FullName;
+        try
+        {
+            StandardRepository.Write(dir, ServerFixture.DemoModel, overrides: StandardRepository.ParseOverrides(["triton_max_batch_size:8,accumulate_tokens:true"]));
+            var registry = RepositoryModels.Build(ModelRepository.Open(dir), ModelControlMode.None, null, threads: 1);
+            var server = await TurbineServer.StartAsync(new ServerOptions { Host = "127.0.0.1", HttpPort = 0, MetricsPort = -1 }, registry);
+            try
+            {
+                using var http = new HttpClient();
+                var config = JsonDocument.Parse(await http.GetStringAsync(server.HttpAddress + "/v2/models/tensorrt_llm/config")).RootElement;
+                Assert.Equal(8, config.GetProperty("max_batch_size").GetInt32());
+                Assert.Equal("tensorrtllm", config.GetProperty("backend").GetString());
+                var meta = JsonDocument.Parse(await http.GetStringAsync(server.HttpAddress + "/v2/models/ensemble")).RootElement;
+                Assert.Equal("ensemble", meta.GetProperty("platform").GetString());
+
+                // exclude_input_in_output defaults to true in the filled templates: only generated text comes back.
+                var llm = ((TextGenerationModel)registry.Find("ensemble")).Llm;
+                var expected = new List<int>();
+                await foreach (var o in llm.Executor.Submit(new Engine.Executor.GenerationRequest { PromptIds = llm.Tokenizer.Encode("In the beginning", true), MaxTokens = 6 }))
+                    expected.AddRange(o.TokenIds[0]);
+                using var response = await http.PostAsync(server.HttpAddress + "/v2/models/ensemble/generate",
+                    new StringContent("""{"text_input": "In the beginning", "max_tokens": 6, "bad_words": "", "stop_words": ""}"""));
+                var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                Assert.Equal(llm.Tokenizer.Decode(expected, skipSpecialTokens: true), body.GetProperty("text_output").GetString());
+
+                // accumulate_tokens from the BLS config: each event holds all text so far.
+                var stream = await (await http.PostAsync(server.HttpAddress + "/v2/models/tensorrt_llm_bls/generate_stream",
+                    new StringContent("""{"text_input": "In the beginning", "max_tokens": 6, "stream": true}"""))).Content.ReadAsStringAsync();
+                var last = stream.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)[^1];
+                Assert.Equal(llm.Tokenizer.Decode(expected, skipSpecialTokens: true), JsonDocument.Parse(last["data: ".Length..]).RootElement.GetProperty("text_output").GetString());
+            }
+            finally
+            {
+                await server.StopAsync();
+                await server.DisposeAsync();
+                await registry.DisposeAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
