@@ -172,6 +172,34 @@ public sealed class TritonEndpointTests(ServerFixture fx) : IClassFixture<Server
     }
 
     [Fact]
+    public async Task Generate_works_on_every_model()
+    {
+        var ids = fx.Llm.Tokenizer.Encode("In the beginning", true);
+        var generated = await fx.ExecutorGreedy("In the beginning", 5);
+
+        var (s1, llm) = await fx.PostJson("/v2/models/tensorrt_llm/generate", JsonSerializer.Serialize(new { input_ids = ids, request_output_len = 5 }));
+        Assert.Equal(200, s1);
+        Assert.Equal([.. ids, .. generated], llm.GetProperty("output_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal(ids.Length + generated.Length, llm.GetProperty("sequence_length").GetInt32());
+
+        var (s2, pre) = await fx.PostJson("/v2/models/preprocessing/generate", """{"QUERY": "In the beginning", "REQUEST_OUTPUT_LEN": 5}""");
+        Assert.Equal(200, s2);
+        Assert.Equal(ids, pre.GetProperty("INPUT_ID").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal(ids.Length, pre.GetProperty("REQUEST_INPUT_LEN").GetInt32());
+
+        var (s3, post) = await fx.PostJson("/v2/models/postprocessing/generate", JsonSerializer.Serialize(new { TOKENS_BATCH = generated }));
+        Assert.Equal(200, s3);
+        Assert.Equal(fx.Llm.Tokenizer.Decode(generated, skipSpecialTokens: true), post.GetProperty("OUTPUT").GetString());
+
+        using var response = await fx.Client.PostAsync(fx.Url + "/v2/models/tensorrt_llm/generate_stream",
+            new StringContent(JsonSerializer.Serialize(new { input_ids = ids, request_output_len = 5 })));
+        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
+            .Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement).ToList();
+        Assert.Equal(generated, events.SelectMany(e => e.GetProperty("output_ids").ValueKind == JsonValueKind.Array
+            ? e.GetProperty("output_ids").EnumerateArray().Select(x => x.GetInt32()) : [e.GetProperty("output_ids").GetInt32()]).ToArray());
+    }
+
+    [Fact]
     public async Task Generate_returns_log_probs_and_honours_stop_words()
     {
         var (status, body) = await fx.PostJson("/v2/models/ensemble/generate",
