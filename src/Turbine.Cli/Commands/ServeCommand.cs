@@ -38,21 +38,24 @@ internal static class ServeCommand
                 MetricsPort = parse.GetValue(metricsPort), LogVerbose = parse.GetValue(verbose), ModelControlMode = mode,
                 ExitTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(exitTimeout))), ApiKey = parse.GetValue(apiKey),
             };
-            return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [], parse.GetValue(threads), cancellationToken);
+            return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [], parse.GetValue(threads),
+                TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(pollSecs))), cancellationToken);
         });
         return command;
     }
 
-    private static async Task<int> Execute(ServerOptions options, string? repositoryDir, string? modelDir, string[] load, int threads, CancellationToken cancellationToken)
+    private static async Task<int> Execute(ServerOptions options, string? repositoryDir, string? modelDir, string[] load, int threads, TimeSpan pollInterval,
+        CancellationToken cancellationToken)
     {
         if (repositoryDir is not null && modelDir is not null)
             return Fail("give --model-repository or --model, not both");
         ModelRegistry registry;
+        ModelRepository? repository = null;
         try
         {
             if (repositoryDir is not null)
             {
-                var repository = ModelRepository.Open(repositoryDir);
+                repository = ModelRepository.Open(repositoryDir);
                 registry = ConsoleProgress.Run($"loading {repositoryDir}", _ => RepositoryModels.Build(repository, options.ModelControlMode, load, threads));
             }
             else
@@ -68,6 +71,9 @@ internal static class ServeCommand
             return Fail(e.Message);
         }
         await using var _ = registry;
+        await using var poller = repository is not null && options.ModelControlMode == ModelControlMode.Poll
+            ? new RepositoryPoller(repository, registry, pollInterval, message => Console.WriteLine($"poll: {message}"))
+            : null;
         TurbineServer server;
         try
         {

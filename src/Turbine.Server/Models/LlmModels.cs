@@ -23,6 +23,9 @@ public sealed class TensorRtLlmModel(LlmService llm, string name = "tensorrt_llm
     /// <summary>The LLM this model runs.</summary>
     public LlmService Llm => llm;
 
+    /// <summary>Whether output_ids leave the prompt out when a request does not say (exclude_input_in_output).</summary>
+    public bool ExcludeInputByDefault => excludeInputByDefault;
+
     /// <inheritdoc />
     public override string Name => name;
     /// <inheritdoc />

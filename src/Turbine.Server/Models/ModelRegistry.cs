@@ -79,6 +79,9 @@ public sealed class ModelRegistry : IAsyncDisposable
         return model;
     }
 
+    /// <summary>The model named <paramref name="name"/>, or null.</summary>
+    public ServedModel? TryFind(string name) => _models.TryGetValue(name, out var model) ? model : null;
+
     /// <summary>Like <see cref="Find"/>, but the model must be ready (503 otherwise).</summary>
     public ServedModel FindReady(string name, string? version = null)
     {

@@ -7,13 +7,12 @@ public static class RepositoryModels
 {
     /// <summary>
     /// The served models of <paramref name="repository"/>: each tensorrt_llm model gets an executor over its engine
-    /// directory; preprocessing, postprocessing, ensemble and BLS models share the LLM they name (or the only one).
+    /// directory; preprocessing, postprocessing, ensemble and BLS models share the LLM they name (or the first one).
     /// Each reports its repository config.
     /// </summary>
     public static ModelRegistry Build(ModelRepository repository, ModelControlMode mode, IEnumerable<string>? load, int threads)
     {
         var registry = new ModelRegistry(mode);
-        var llms = new Dictionary<string, (LlmService Service, LlmModelOptions Options)>(StringComparer.Ordinal);
         try
         {
             foreach (var model in repository.Models.Values.Where(m => m.Kind == ModelKind.Llm))
@@ -21,26 +20,12 @@ public static class RepositoryModels
                 var options = model.Llm!;
                 var service = LlmService.Load(options.EngineDir, options.ToExecutorOptions(), threads, options.TokenizerDir);
                 registry.Own(service);
-                llms[model.Name] = (service, options);
+                registry.Add(new TensorRtLlmModel(service, model.Name, options.ExcludeInputInOutput) { RepositoryConfig = model.Config, RepositoryVersion = Version(model) });
             }
-            if (llms.Count == 0)
+            if (!registry.All.OfType<TensorRtLlmModel>().Any())
                 throw new ModelRepositoryException(repository.Root ?? "(repository)", "backend", "no tensorrt_llm model to serve");
-            var first = llms.Values.First();
-            foreach (var model in repository.Models.Values)
-            {
-                string version = model.LatestVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                var (llm, llmOptions) = model.Kind == ModelKind.Bls && llms.TryGetValue(model.Bls!.TensorRtLlmModelName, out var named) ? named
-                    : model.Kind == ModelKind.Llm ? llms[model.Name] : first;
-                ServedModel served = model.Kind switch
-                {
-                    ModelKind.Llm => new TensorRtLlmModel(llm, model.Name, llmOptions.ExcludeInputInOutput) { RepositoryConfig = model.Config, RepositoryVersion = version },
-                    ModelKind.Preprocessing => new PreprocessingModel(llm, model.Name) { RepositoryConfig = model.Config, RepositoryVersion = version },
-                    ModelKind.Postprocessing => new PostprocessingModel(llm, model.Name) { RepositoryConfig = model.Config, RepositoryVersion = version },
-                    ModelKind.Bls => new TextGenerationModel(model.Name, llm, bls: true, llmOptions.ExcludeInputInOutput, model.Bls!.AccumulateTokens) { RepositoryConfig = model.Config, RepositoryVersion = version },
-                    _ => new TextGenerationModel(model.Name, llm, bls: false, llmOptions.ExcludeInputInOutput) { RepositoryConfig = model.Config, RepositoryVersion = version },
-                };
-                registry.Add(served);
-            }
+            foreach (var model in repository.Models.Values.Where(m => m.Kind != ModelKind.Llm))
+                registry.Add(Create(model, registry));
         }
         catch
         {
@@ -50,4 +35,27 @@ public static class RepositoryModels
         registry.RestrictTo(load);
         return registry;
     }
+
+    /// <summary>
+    /// A served model for the tokenizer, ensemble or BLS model <paramref name="model"/> over an LLM already in
+    /// <paramref name="registry"/> (the one a BLS model names, else the first).
+    /// </summary>
+    public static ServedModel Create(RepositoryModel model, ModelRegistry registry)
+    {
+        var llms = registry.All.OfType<TensorRtLlmModel>().ToList();
+        var target = model.Kind == ModelKind.Bls ? llms.FirstOrDefault(m => m.Name == model.Bls!.TensorRtLlmModelName) ?? llms[0] : llms[0];
+        string version = Version(model);
+        return model.Kind switch
+        {
+            ModelKind.Preprocessing => new PreprocessingModel(target.Llm, model.Name) { RepositoryConfig = model.Config, RepositoryVersion = version },
+            ModelKind.Postprocessing => new PostprocessingModel(target.Llm, model.Name) { RepositoryConfig = model.Config, RepositoryVersion = version },
+            ModelKind.Bls => new TextGenerationModel(model.Name, target.Llm, bls: true, target.ExcludeInputByDefault, model.Bls!.AccumulateTokens)
+                { RepositoryConfig = model.Config, RepositoryVersion = version },
+            ModelKind.Ensemble => new TextGenerationModel(model.Name, target.Llm, bls: false, target.ExcludeInputByDefault)
+                { RepositoryConfig = model.Config, RepositoryVersion = version },
+            _ => throw new ModelRepositoryException(model.ConfigFile, "backend", "a tensorrt_llm model cannot be added while serving; restart to load it"),
+        };
+    }
+
+    private static string Version(RepositoryModel model) => model.LatestVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

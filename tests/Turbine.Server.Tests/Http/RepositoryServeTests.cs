@@ -55,3 +55,32 @@ public sealed class RepositoryServeTests
         }
     }
 }
+
+public sealed class RepositoryPollTests
+{
+    [Fact]
+    public async Task Poll_mode_follows_the_repository_directory()
+    {
+        var dir = Directory.CreateTempSubdirectory("turbine-poll-").FullName;
+        try
+        {
+            StandardRepository.Write(dir, ServerFixture.DemoModel);
+            var repository = ModelRepository.Open(dir);
+            await using var registry = RepositoryModels.Build(repository, ModelControlMode.Poll, null, threads: 1);
+            await using var poller = new RepositoryPoller(repository, registry, TimeSpan.FromHours(1), _ => { });
+            var moved = Path.Combine(Path.GetTempPath(), "turbine-poll-moved-" + Guid.NewGuid().ToString("N"));
+            Directory.Move(Path.Combine(dir, "postprocessing"), moved);
+            poller.Poll();
+            Assert.Equal(ModelState.Unavailable, registry.Find("postprocessing").State);
+            Assert.Equal(ModelState.Ready, registry.Find("ensemble").State);
+            Directory.Move(moved, Path.Combine(dir, "postprocessing"));
+            poller.Poll();
+            Assert.Equal(ModelState.Ready, registry.Find("postprocessing").State);
+            Assert.Equal("postprocessing", registry.Find("postprocessing").RepositoryConfig!.Name);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
