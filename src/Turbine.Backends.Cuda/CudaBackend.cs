@@ -71,7 +71,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaException)
         {
-            reason = $"the CUDA driver (libcuda.so.1) could not be loaded: {e.Message}";
+            reason = e is CudaException ? e.Message : "the CUDA driver (libcuda.so.1) could not be loaded";
             return false;
         }
     }
@@ -522,7 +522,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new CudaException($"cuBLAS (libcublas.so.13) could not be loaded: {e.Message}", e);
+            throw new CudaException("cuBLAS (libcublas.so.13) could not be loaded: put the CUDA 13 libraries on the library path (LD_LIBRARY_PATH)", e);
         }
         Cublas.Check(Cublas.cublasSetStream(handle, _device.Stream), "cublasSetStream");
         _cublas = handle;

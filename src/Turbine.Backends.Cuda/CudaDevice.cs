@@ -27,7 +27,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new CudaException($"the CUDA driver (libcuda.so.1) could not be loaded; is an NVIDIA GPU and driver present? ({e.Message})", e);
+            throw new CudaException("the CUDA driver (libcuda.so.1) could not be loaded: no NVIDIA driver is on this machine's library path (--device cpu runs without one)", e);
         }
         int count, device, version;
         Driver.Check(Driver.cuDeviceGetCount(&count), "cuDeviceGetCount");

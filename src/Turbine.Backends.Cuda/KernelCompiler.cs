@@ -32,7 +32,7 @@ internal static unsafe class KernelCompiler
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new CudaException($"NVRTC (libnvrtc.so.13) could not be loaded: {e.Message}", e);
+            throw new CudaException("NVRTC (libnvrtc.so.13) could not be loaded: put the CUDA 13 libraries on the library path (LD_LIBRARY_PATH)", e);
         }
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{source}\n{string.Join(' ', options)}\nnvrtc {nvMajor}.{nvMinor}")))[..24];
         var path = Path.Combine(cacheDirectory, $"{Path.GetFileNameWithoutExtension(name)}-{key}-sm{major}{minor}.cubin");

@@ -2,6 +2,8 @@
 # Correctness and speed of the CUDA backend on the GPU machine. Run from the repository root there:
 #   tools/gpu/check_cuda.sh fixtures        operations on random inputs, and tiny fixtures against transformers (greedy ids, last logits)
 #   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
+#   tools/gpu/check_cuda.sh cli             `turbine run --device cuda` against `--device cpu` on the fixtures; needs
+#                                           .cuda-pack/turbine.tar.xz (pack.sh src/Turbine.Cli/Turbine.Cli.csproj turbine)
 # Needs the self-contained bench published here first (no .NET on the GPU machine):
 #   ../shared/device/pack.sh bench/Turbine.Bench.Cuda/Turbine.Bench.Cuda.csproj bench; cp .device/bench.tar.xz .cuda-pack/
 # and the call carrying .cuda-pack. Logs go to $OUT (or /tmp/cuda-check).
@@ -9,6 +11,22 @@ set -uo pipefail
 stage=${1:-fixtures}
 out=${OUT:-/tmp/cuda-check}
 mkdir -p "$out" /tmp/tb
+if [ "$stage" = cli ]; then
+    mkdir -p /tmp/tc && tar xJf .cuda-pack/turbine.tar.xz -C /tmp/tc || exit 1
+    status=0
+    for m in tests/fixtures/models/*/; do
+        for d in cpu cuda auto; do
+            TURBINE_CUDA_CACHE=/tmp/turbine-kernels /tmp/tc/turbine run --device $d --model "$m" --input_text "In the beginning" \
+                --input_text "无锡有什么好吃的" --max_output_len 24 --ignore_eos --json > "/tmp/tc/$d.json" 2>&1 || status=1
+        done
+        same=$(cmp -s <(grep -o '"ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"ids":[^]]*' /tmp/tc/cuda.json) && echo same || echo DIFFERENT)
+        auto=$(cmp -s <(grep -o '"ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"ids":[^]]*' /tmp/tc/auto.json) && echo same || echo DIFFERENT)
+        [ "$same" = same ] || status=1
+        echo "$(basename "$m"): cuda ids vs cpu: $same; auto vs cpu: $auto"
+        cat /tmp/tc/cuda.json
+    done 2>&1 | tee "$out/cli.log"
+    exit $status
+fi
 tar xJf "${PACK:-.cuda-pack/bench.tar.xz}" -C /tmp/tb || exit 1
 bench=/tmp/tb/Turbine.Bench.Cuda
 export TURBINE_CUDA_CACHE=/tmp/turbine-kernels
