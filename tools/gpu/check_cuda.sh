@@ -13,19 +13,22 @@ out=${OUT:-/tmp/cuda-check}
 mkdir -p "$out" /tmp/tb
 if [ "$stage" = cli ]; then
     mkdir -p /tmp/tc && tar xJf .cuda-pack/turbine.tar.xz -C /tmp/tc || exit 1
+    {
     status=0
     for m in tests/fixtures/models/*/; do
         for d in cpu cuda auto; do
             TURBINE_CUDA_CACHE=/tmp/turbine-kernels /tmp/tc/turbine run --device $d --model "$m" --input_text "In the beginning" \
                 --input_text "无锡有什么好吃的" --max_output_len 24 --ignore_eos --json > "/tmp/tc/$d.json" 2>&1 || status=1
         done
-        same=$(cmp -s <(grep -o '"ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"ids":[^]]*' /tmp/tc/cuda.json) && echo same || echo DIFFERENT)
-        auto=$(cmp -s <(grep -o '"ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"ids":[^]]*' /tmp/tc/auto.json) && echo same || echo DIFFERENT)
+        same=$(cmp -s <(grep -o '"output_ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"output_ids":[^]]*' /tmp/tc/cuda.json) && echo same || echo DIFFERENT)
+        auto=$(cmp -s <(grep -o '"output_ids":[^]]*' /tmp/tc/cpu.json) <(grep -o '"output_ids":[^]]*' /tmp/tc/auto.json) && echo same || echo DIFFERENT)
         [ "$same" = same ] || status=1
         echo "$(basename "$m"): cuda ids vs cpu: $same; auto vs cpu: $auto"
         cat /tmp/tc/cuda.json
-    done 2>&1 | tee "$out/cli.log"
+    done
     exit $status
+    } 2>&1 | tee "$out/cli.log"
+    exit
 fi
 tar xJf "${PACK:-.cuda-pack/bench.tar.xz}" -C /tmp/tb || exit 1
 bench=/tmp/tb/Turbine.Bench.Cuda
