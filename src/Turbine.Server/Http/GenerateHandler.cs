@@ -44,32 +44,32 @@ public sealed class GenerateHandler(ModelRegistry registry, ServerOptions option
             }
             context.Response.ContentType = "text/event-stream";
             context.Response.Headers.CacheControl = "no-cache";
-            var body2 = context.Response.BodyWriter;
-            await using var writer = new Utf8JsonWriter(body2, TensorJson.WriterOptions);
+            var sse = context.Response.BodyWriter;
+            await using var writer = new Utf8JsonWriter(sse, TensorJson.WriterOptions);
             do
             {
-                body2.Write(EventStart);
-                writer.Reset(body2);
+                sse.Write(EventStart);
+                writer.Reset(sse);
                 WriteResponse(writer, m, request, responses.Current);
                 writer.Flush();
-                body2.Write(EventEnd);
-                await body2.FlushAsync(context.RequestAborted);
+                sse.Write(EventEnd);
+                await sse.FlushAsync(context.RequestAborted);
             }
             while (await responses.MoveNextAsync());
         }
         catch (InferenceException e) when (stream && context.Response.HasStarted)
         {
             // Once events are flowing, an error is reported as one more event, as tritonserver does.
-            var body2 = context.Response.BodyWriter;
-            body2.Write(EventStart);
-            await using (var w = new Utf8JsonWriter(body2, TensorJson.WriterOptions))
+            var sse = context.Response.BodyWriter;
+            sse.Write(EventStart);
+            await using (var w = new Utf8JsonWriter(sse, TensorJson.WriterOptions))
             {
                 w.WriteStartObject();
                 w.WriteString("error", e.Message);
                 w.WriteEndObject();
             }
-            body2.Write(EventEnd);
-            await body2.FlushAsync(context.RequestAborted);
+            sse.Write(EventEnd);
+            await sse.FlushAsync(context.RequestAborted);
         }
         finally
         {

@@ -43,6 +43,7 @@ public static class PrometheusWriter
             Sample(sb, "nv_trt_llm_request_metrics", m, ("request_type", "active"), s.ActiveRequests + s.QueuedRequests);
             Sample(sb, "nv_trt_llm_request_metrics", m, ("request_type", "max"), m.Llm.Executor.Options.MaxBatchSize);
             Sample(sb, "nv_trt_llm_request_metrics", m, ("request_type", "scheduled"), s.LastStepBatchSize);
+            // Each generating request adds one token to a step, so the step's other requests were prefilling context.
             Sample(sb, "nv_trt_llm_request_metrics", m, ("request_type", "context"), s.LastStepContextTokens > 0 ? Math.Max(0, s.LastStepBatchSize - s.LastStepGenerationTokens) : 0);
             Sample(sb, "nv_trt_llm_request_metrics", m, ("request_type", "waiting"), s.QueuedRequests);
         }
