@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Turbine.Server.Repository;
 
 namespace Turbine.Server.Models;
 
@@ -26,6 +27,9 @@ public sealed class ModelRegistry : IAsyncDisposable
 
     /// <summary>The model control mode.</summary>
     public ModelControlMode Mode { get; }
+
+    /// <summary>The repository the models came from, when they did; explicit load and unload go through it.</summary>
+    public ModelRepository? Repository { get; set; }
 
     /// <summary>Every model, in name order.</summary>
     public IReadOnlyList<ServedModel> All => [.. _models.Values.OrderBy(m => m.Name, StringComparer.Ordinal)];
@@ -95,6 +99,21 @@ public sealed class ModelRegistry : IAsyncDisposable
     {
         if (Mode != ModelControlMode.Explicit)
             throw new InferenceException(InferenceError.Unavailable, "explicit model load / unload is not allowed if polling is enabled or the model control mode is none");
+        if (Repository is { } repository)
+        {
+            // The repository re-reads the model's config on load, so an edited config.pbtxt takes effect.
+            try
+            {
+                if (!loaded)
+                    repository.Unload(name);
+                else if (repository.Load(name) is { Kind: not ModelKind.Llm } fresh)
+                    Add(RepositoryModels.Create(fresh, this));
+            }
+            catch (ModelRepositoryException e)
+            {
+                throw new InferenceException(InferenceError.InvalidArgument, $"failed to load '{name}': {e.Message}");
+            }
+        }
         var model = _models.TryGetValue(name, out var m) ? m
             : throw new InferenceException(InferenceError.InvalidArgument, $"failed to load '{name}', failed to poll from model repository");
         model.State = loaded ? ModelState.Ready : ModelState.Unavailable;

@@ -12,7 +12,7 @@ public static class RepositoryModels
     /// </summary>
     public static ModelRegistry Build(ModelRepository repository, ModelControlMode mode, IEnumerable<string>? load, int threads)
     {
-        var registry = new ModelRegistry(mode);
+        var registry = new ModelRegistry(mode) { Repository = repository };
         try
         {
             foreach (var model in repository.Models.Values.Where(m => m.Kind == ModelKind.Llm))

@@ -84,3 +84,30 @@ public sealed class RepositoryPollTests
         }
     }
 }
+
+public sealed class RepositoryExplicitTests
+{
+    [Fact]
+    public async Task Explicit_load_rereads_the_config_and_unload_takes_the_model_away()
+    {
+        var dir = Directory.CreateTempSubdirectory("turbine-explicit-").FullName;
+        try
+        {
+            StandardRepository.Write(dir, ServerFixture.DemoModel);
+            await using var registry = RepositoryModels.Build(ModelRepository.Open(dir), ModelControlMode.Explicit, ["ensemble", "preprocessing", "tensorrt_llm", "postprocessing"], threads: 1);
+            Assert.Equal(ModelState.Unavailable, registry.Find("tensorrt_llm_bls").State);
+            var config = Path.Combine(dir, "tensorrt_llm_bls", "config.pbtxt");
+            File.WriteAllText(config, File.ReadAllText(config).Replace("max_batch_size: 64", "max_batch_size: 4", StringComparison.Ordinal));
+            registry.SetLoaded("tensorrt_llm_bls", loaded: true);
+            Assert.Equal(ModelState.Ready, registry.Find("tensorrt_llm_bls").State);
+            Assert.Equal(4, registry.Find("tensorrt_llm_bls").MaxBatchSize);
+            registry.SetLoaded("tensorrt_llm_bls", loaded: false);
+            Assert.Equal(ModelState.Unavailable, registry.Find("tensorrt_llm_bls").State);
+            Assert.Throws<InferenceException>(() => registry.SetLoaded("nope", loaded: true));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
