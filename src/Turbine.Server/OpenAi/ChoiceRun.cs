@@ -23,11 +23,12 @@ internal sealed class ChoiceRun(int index, int[] promptIds, GenerationRequest re
     public string Text => _text.ToString();
 
     /// <summary>Runs to the end, calling <paramref name="onText"/> with each piece of text that is safe to send.</summary>
-    public async Task RunAsync(LlmService llm, Func<ChoiceRun, string, Task>? onText, CancellationToken cancellationToken)
+    public async Task RunAsync(TextGenerationModel model, long startTicks, Func<ChoiceRun, string, Task>? onText, CancellationToken cancellationToken)
     {
+        var llm = model.Llm;
         var detokenizer = llm.Tokenizer.CreateIncrementalDecoder(skipSpecialTokens: true);
         bool stopped = false;
-        await foreach (var output in llm.Generate(request, cancellationToken).WithCancellation(cancellationToken).ConfigureAwait(false))
+        await foreach (var output in llm.GenerateTimed(request, model.Statistics, startTicks, cancellationToken).ConfigureAwait(false))
         {
             foreach (int id in output.TokenIds[0])
                 _text.Append(detokenizer.Push(id));

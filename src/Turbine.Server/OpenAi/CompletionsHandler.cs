@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -24,19 +25,34 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
             throw new InferenceException(InferenceError.Unavailable, "the server is shutting down");
         using var document = HttpIo.ParseObject(await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes));
         var request = CompletionRequest.Parse(document.RootElement, chat);
-        var (modelId, llm) = models.Resolve(request.Model);
-        var choices = Plan(request, llm, chat);
-        string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
-        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var response = new ResponseShape(id, created, modelId, chat, llm, request);
-        if (request.Stream)
-            await Stream(context, response, choices);
-        else
+        var (modelId, model) = models.Resolve(request.Model);
+        long start = Stopwatch.GetTimestamp();
+        bool succeeded = false;
+        try
         {
-            await Task.WhenAll(choices.Select(c => c.RunAsync(llm, null, context.RequestAborted)));
-            context.Response.ContentType = "application/json";
-            await using var w = new Utf8JsonWriter(context.Response.Body, TensorJson.WriterOptions);
-            response.WriteFull(w, choices);
+            var choices = Plan(request, model.Llm, chat);
+            string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
+            long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            var response = new ResponseShape(id, created, modelId, chat, model, request, start);
+            if (request.Stream)
+                await Stream(context, response, choices);
+            else
+            {
+                await Task.WhenAll(choices.Select(c => c.RunAsync(model, start, null, context.RequestAborted)));
+                context.Response.ContentType = "application/json";
+                await using var w = new Utf8JsonWriter(context.Response.Body, TensorJson.WriterOptions);
+                response.WriteFull(w, choices);
+            }
+            succeeded = !context.RequestAborted.IsCancellationRequested;
+        }
+        finally
+        {
+            // OpenAI requests count in the statistics of the model they named, like its generate requests.
+            long total = Stopwatch.GetTimestamp() - start;
+            if (succeeded)
+                model.Statistics.RecordSuccess(total, 0, 0, total, 0);
+            else
+                model.Statistics.RecordFailure(total);
         }
     }
 
@@ -72,7 +88,7 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
         {
             try
             {
-                await c.RunAsync(shape.Llm, (choice, text) => events.Writer.WriteAsync((choice, text), cancel.Token).AsTask(), cancel.Token);
+                await c.RunAsync(shape.Model, shape.Start, (choice, text) => events.Writer.WriteAsync((choice, text), cancel.Token).AsTask(), cancel.Token);
                 await events.Writer.WriteAsync((c, null), cancel.Token);
             }
             catch (Exception e)
@@ -132,15 +148,17 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
         await body.FlushAsync(cancellationToken);
     }
 
-    private sealed record ResponseShape(string Id, long Created, string Model, bool Chat, LlmService Llm, CompletionRequest Request)
+    private sealed record ResponseShape(string Id, long Created, string ModelId, bool Chat, TextGenerationModel Model, CompletionRequest Request, long Start)
     {
+        private LlmService Llm => Model.Llm;
+
         public void WriteFull(Utf8JsonWriter w, List<ChoiceRun> choices)
         {
             w.WriteStartObject();
             w.WriteString("id", Id);
             w.WriteString("object", Chat ? "chat.completion" : "text_completion");
             w.WriteNumber("created", Created);
-            w.WriteString("model", Model);
+            w.WriteString("model", ModelId);
             w.WriteStartArray("choices");
             foreach (var c in choices)
             {
@@ -170,7 +188,7 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
             w.WriteString("id", Id);
             w.WriteString("object", Chat ? "chat.completion.chunk" : "text_completion");
             w.WriteNumber("created", Created);
-            w.WriteString("model", Model);
+            w.WriteString("model", ModelId);
             w.WriteStartArray("choices");
             w.WriteStartObject();
             w.WriteNumber("index", c.Index);
@@ -204,7 +222,7 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
             w.WriteString("id", Id);
             w.WriteString("object", Chat ? "chat.completion.chunk" : "text_completion");
             w.WriteNumber("created", Created);
-            w.WriteString("model", Model);
+            w.WriteString("model", ModelId);
             w.WriteStartArray("choices");
             w.WriteEndArray();
             WriteUsage(w, choices);

@@ -14,23 +14,26 @@ public sealed class OpenAiModels(ModelRegistry registry)
     private static readonly long Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
     /// <summary>Model ids and the LLM each runs.</summary>
-    public IReadOnlyList<(string Id, LlmService Llm)> Ids
+    public IReadOnlyList<(string Id, TextGenerationModel Model)> Ids
     {
         get
         {
-            var list = new List<(string, LlmService)>();
+            var list = new List<(string, TextGenerationModel)>();
             foreach (var m in registry.All.OfType<TextGenerationModel>().Where(m => m.State == ModelState.Ready))
             {
                 if (!list.Any(e => e.Item1 == m.Llm.Name))
-                    list.Add((m.Llm.Name, m.Llm));
-                list.Add((m.Name, m.Llm));
+                    list.Add((m.Llm.Name, m));
+                list.Add((m.Name, m));
             }
             return list;
         }
     }
 
-    /// <summary>The LLM for <paramref name="model"/>; null or empty picks the first; unknown is a 404.</summary>
-    public (string Id, LlmService Llm) Resolve(string? model)
+    /// <summary>
+    /// The model for <paramref name="model"/> (its statistics count the request; its LLM runs it); null or empty picks
+    /// the first; unknown is a 404.
+    /// </summary>
+    public (string Id, TextGenerationModel Model) Resolve(string? model)
     {
         var ids = Ids;
         if (ids.Count == 0)
@@ -51,14 +54,14 @@ public sealed class OpenAiModels(ModelRegistry registry)
         w.WriteStartObject();
         w.WriteString("object", "list");
         w.WriteStartArray("data");
-        foreach (var (id, llm) in Ids)
+        foreach (var (id, m) in Ids)
         {
             w.WriteStartObject();
             w.WriteString("id", id);
             w.WriteString("object", "model");
             w.WriteNumber("created", Created);
             w.WriteString("owned_by", "turbine");
-            w.WriteNumber("max_model_len", llm.MaxModelLength);
+            w.WriteNumber("max_model_len", m.Llm.MaxModelLength);
             w.WriteEndObject();
         }
         w.WriteEndArray();

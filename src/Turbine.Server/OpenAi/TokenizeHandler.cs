@@ -14,7 +14,7 @@ public sealed class TokenizeHandler(OpenAiModels models, ServerOptions options)
     {
         using var document = HttpIo.ParseObject(await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes));
         var root = document.RootElement;
-        var (_, llm) = models.Resolve(root.TryGetProperty("model", out var m) ? m.GetString() : null);
+        var llm = models.Resolve(root.TryGetProperty("model", out var m) ? m.GetString() : null).Model.Llm;
         bool addSpecial = !root.TryGetProperty("add_special_tokens", out var a) || a.ValueKind != JsonValueKind.False;
         int[] ids;
         if (root.TryGetProperty("messages", out var messages))
@@ -45,7 +45,7 @@ public sealed class TokenizeHandler(OpenAiModels models, ServerOptions options)
     {
         using var document = HttpIo.ParseObject(await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes));
         var root = document.RootElement;
-        var (_, llm) = models.Resolve(root.TryGetProperty("model", out var m) ? m.GetString() : null);
+        var llm = models.Resolve(root.TryGetProperty("model", out var m) ? m.GetString() : null).Model.Llm;
         if (!root.TryGetProperty("tokens", out var tokens) || tokens.ValueKind != JsonValueKind.Array)
             throw new InferenceException(InferenceError.InvalidArgument, "'tokens' must be an array of token ids", "tokens");
         var ids = new int[tokens.GetArrayLength()];

@@ -52,6 +52,17 @@ public sealed class OpenAiHttpTests(ServerFixture fx) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task Openai_requests_count_in_the_named_models_statistics()
+    {
+        var bls = (Turbine.Server.Models.TextGenerationModel)fx.Server.Registry.Find("tensorrt_llm_bls");
+        long before = bls.Statistics.SuccessCount, histogram = bls.Statistics.FirstResponseMs.Count;
+        var (status, _) = await fx.PostJson("/v1/completions", """{"model": "tensorrt_llm_bls", "prompt": "In the beginning", "max_tokens": 3}""");
+        Assert.Equal(200, status);
+        Assert.Equal(before + 1, bls.Statistics.SuccessCount);
+        Assert.Equal(histogram + 1, bls.Statistics.FirstResponseMs.Count);
+    }
+
+    [Fact]
     public async Task Chat_logprobs_and_errors_in_openai_shape()
     {
         var (status, body) = await fx.PostJson("/v1/chat/completions",
