@@ -33,7 +33,7 @@ internal static class BenchCommand
         var vocabSize = new Option<int?>("--vocab-size") { Description = "Draw token ids from [0, V) (default: the model's vocabulary)" };
         var model = new Option<string?>("--model") { Description = "Model directory: its vocabulary size, and with a tokenizer.json, prompt texts for --url benchmarks" };
         var seed = new Option<int>("--seed") { Description = "Random seed: the same seed gives the same file" };
-        var output = new Option<string>("--output") { Description = "JSON file to write", Required = true };
+        var output = new Option<string>("--output") { Description = "JSON file to write: {metadata, samples: [{input_len, input_ids, output_len, prompt?}]}", Required = true };
         var normal = new Command("token-norm-dist", "Normally distributed prompt and output lengths with random token ids (prepare_dataset.py token-norm-dist)")
         {
             numRequests, inputMean, inputStdev, outputMean, outputStdev, vocabSize, model, seed, output,
