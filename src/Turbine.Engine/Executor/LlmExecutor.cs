@@ -527,7 +527,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         if (r.GenerationLogits is { } generationLogits)
             logits.CopyTo(generationLogits.AsSpan(r.Generated * logits.Length));
         var generated = r.Tokens.AsSpan(r.PromptLength, r.Generated);
-        int token = r.Sampler.Next(logits, generated, r.EndIds, r.Request.BadWords, _scratch, _order, out float logProb);
+        int token = r.Sampler.Next(logits, generated, r.EndIds, r.Request.BadWords, _scratch, _order, r.LogProbs is not null, out float logProb);
         if (Array.IndexOf(r.EndIds, token) >= 0)
             r.Finish = FinishReason.EndId;
         else

@@ -25,10 +25,11 @@ public sealed class RequestSampler
     /// <summary>
     /// Chooses the next token from <paramref name="logits"/> (modified in place). <paramref name="generated"/> are the
     /// tokens produced so far; <paramref name="endIds"/> are suppressed until min_length; <paramref name="scratch"/> and
-    /// <paramref name="order"/> are vocabulary-sized work areas owned by the caller.
+    /// <paramref name="order"/> are vocabulary-sized work areas owned by the caller; <paramref name="logProb"/> is 0 unless
+    /// <paramref name="wantLogProb"/>.
     /// </summary>
     public int Next(Span<float> logits, ReadOnlySpan<int> generated, ReadOnlySpan<int> endIds, int[][] badWords,
-        Span<float> scratch, Span<int> order, out float logProb)
+        Span<float> scratch, Span<int> order, bool wantLogProb, out float logProb)
     {
         ApplyPenalties(logits);
         if (generated.Length < _p.MinLength)
@@ -39,7 +40,8 @@ public sealed class RequestSampler
         if (_p.IsGreedy)
         {
             int best = TensorPrimitives.IndexOfMax(logits);
-            logProb = logits[best] - LogSumExp(logits);
+            // A vocabulary-wide log-sum-exp per token is only paid for when log probs were asked for.
+            logProb = wantLogProb ? logits[best] - LogSumExp(logits) : 0f;
             return best;
         }
         return SampleFrom(logits, scratch, order, out logProb);
