@@ -140,6 +140,14 @@ public sealed unsafe class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
+    public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
+    {
+        float* data = ((CpuBuffer)logits).Data;
+        for (int r = 0; r < rows; r++)
+            ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(data + (long)r * width, width));
+    }
+
+    /// <inheritdoc />
     public void Download(DeviceBuffer source, Span<float> destination) =>
         new ReadOnlySpan<float>(((CpuBuffer)source).Data, destination.Length).CopyTo(destination);
 

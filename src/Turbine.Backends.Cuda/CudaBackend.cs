@@ -445,6 +445,23 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     }
 
     /// <inheritdoc />
+    public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
+    {
+        // Rows come to the host and are reduced there until a device reduction replaces this.
+        var host = System.Buffers.ArrayPool<float>.Shared.Rent(rows * width);
+        try
+        {
+            Download(logits, host.AsSpan(0, rows * width));
+            for (int r = 0; r < rows; r++)
+                ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(host.AsSpan(r * width, width));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(host);
+        }
+    }
+
+    /// <inheritdoc />
     public void Download(DeviceBuffer source, Span<float> destination)
     {
         _device.MakeCurrent();

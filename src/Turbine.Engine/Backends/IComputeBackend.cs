@@ -56,6 +56,12 @@ public interface IComputeBackend : IDisposable
     /// <summary>y[i] = x[rows[i]], rows of <paramref name="width"/> floats.</summary>
     void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y);
 
+    /// <summary>
+    /// For each of <paramref name="rows"/> rows of <paramref name="width"/> floats, the index of the first largest value
+    /// (as torch.argmax picks it), so greedy decoding brings back token ids instead of whole logit rows.
+    /// </summary>
+    void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids);
+
     /// <summary>Copies the first <paramref name="destination"/>.Length floats of <paramref name="source"/> to the host.</summary>
     void Download(DeviceBuffer source, Span<float> destination);
 }

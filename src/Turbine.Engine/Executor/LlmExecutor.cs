@@ -21,6 +21,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly KvCacheStorage _storage;
     private readonly ForwardBatch _batch;
     private readonly float[] _logits;
+    private readonly int[] _argMax;
+    private bool _greedyStep;
     private readonly float[] _scratch;
     private readonly int[] _order;
     private readonly int[] _defaultEndIds;
@@ -69,6 +71,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _storage = decoder.Backend.AllocateKvCache(decoder.KvShape(blocks, blockSize));
         _batch = decoder.CreateBatch();
         _logits = new float[(long)decoder.Limits.LogitRows * config.VocabSize];
+        _argMax = new int[decoder.Limits.LogitRows];
         _scratch = new float[config.VocabSize];
         _order = new int[config.VocabSize];
         _defaultEndIds = config.EosTokenIds;
@@ -294,7 +297,12 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             return false;
         foreach (var (source, destination) in _blockCopies)
             _decoder.Backend.CopyKvBlock(_storage, source, destination);
-        _decoder.Forward(_batch, _storage, _logits);
+        _decoder.Forward(_batch, _storage);
+        // Plain greedy steps bring back one id per row; anything else needs the logit rows themselves.
+        if (AllRowsPlainGreedy())
+            _decoder.ArgMaxLogits(_batch.LogitRowCount, _argMax);
+        else
+            _decoder.CopyLogits(_batch.LogitRowCount, _logits);
         _iterations++;
         Complete();
         return true;
@@ -482,8 +490,19 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _waiting.AddFirst(r);
     }
 
+    private bool AllRowsPlainGreedy()
+    {
+        foreach (var work in _scheduled)
+            if (!work.Request.PlainGreedy || work.AllRows || work.Beam >= 0)
+                return false;
+        _greedyStep = true;
+        return true;
+    }
+
     private void Complete()
     {
+        bool greedyStep = _greedyStep;
+        _greedyStep = false;
         int vocab = _decoder.Config.VocabSize;
         foreach (var (r, take, firstRow, allRows, beam) in _scheduled)
         {
@@ -517,6 +536,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                 if (beams.Done)
                     Finish(r);
             }
+            else if (greedyStep)
+                Accept(r, _argMax[row], logProb: 0f);
             else
                 Sample(r, _logits.AsSpan(row * vocab, vocab));
         }
@@ -528,6 +549,12 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             logits.CopyTo(generationLogits.AsSpan(r.Generated * logits.Length));
         var generated = r.Tokens.AsSpan(r.PromptLength, r.Generated);
         int token = r.Sampler.Next(logits, generated, r.EndIds, r.Request.BadWords, _scratch, _order, r.LogProbs is not null, out float logProb);
+        Accept(r, token, logProb);
+    }
+
+    /// <summary>Appends the chosen token (or ends the request on an end id or stop word) and streams it.</summary>
+    private void Accept(RequestState r, int token, float logProb)
+    {
         if (Array.IndexOf(r.EndIds, token) >= 0)
             r.Finish = FinishReason.EndId;
         else

@@ -28,6 +28,11 @@ internal sealed class RequestState
             ContextLogits = new float[(long)PromptLength * vocabSize];
         if (request.ReturnGenerationLogits)
             GenerationLogits = new float[(long)request.MaxTokens * vocabSize];
+        var s = request.Sampling;
+        // Plain greedy needs nothing from the logits but their argmax, which the backend can find where they are.
+        PlainGreedy = s.IsGreedy && s.BeamWidth == 1 && s.RepetitionPenalty == 1f && s.PresencePenalty == 0f && s.FrequencyPenalty == 0f
+            && s.MinLength == 0 && request.BadWords.Length == 0 && !request.ReturnLogProbs && !request.ReturnContextLogits
+            && !request.ReturnGenerationLogits;
         StopWordLength = 0;
         foreach (var w in request.StopWords)
             StopWordLength = Math.Max(StopWordLength, w.Length);
@@ -51,6 +56,7 @@ internal sealed class RequestState
     public float[]? GenerationLogits { get; }
     public int ReusedTokens { get; set; }
     public int StopWordLength { get; }
+    public bool PlainGreedy { get; }
     public FinishReason Finish { get; set; }
     public IncrementalDecoder? TextDecoder { get; }
     public BeamSearch? Beams { get; init; }

@@ -100,11 +100,36 @@ public sealed class Decoder : IDisposable
     /// </summary>
     public void Forward(ForwardBatch batch, KvCacheStorage cache, Span<float> logits)
     {
+        Forward(batch, cache);
+        CopyLogits(batch.LogitRowCount, logits);
+    }
+
+    /// <summary>Copies the logits of the last step's first <paramref name="rows"/> logit rows to the host (rows × vocab).</summary>
+    public void CopyLogits(int rows, Span<float> logits)
+    {
+        long count = (long)rows * Config.VocabSize;
+        if (logits.Length < count)
+            throw new ArgumentException("logits span is smaller than rows × vocab", nameof(logits));
+        if (rows > 0)
+            _backend.Download(_logits, logits[..(int)count]);
+    }
+
+    /// <summary>The argmax token of each of the last step's first <paramref name="rows"/> logit rows, computed where the logits are.</summary>
+    public void ArgMaxLogits(int rows, Span<int> ids)
+    {
+        if (rows > 0)
+            _backend.ArgMax(_logits, rows, Config.VocabSize, ids[..rows]);
+    }
+
+    /// <summary>
+    /// Runs one step over <paramref name="batch"/> with K/V in <paramref name="cache"/>, leaving the logits of its logit
+    /// rows on the backend for <see cref="CopyLogits"/> or <see cref="ArgMaxLogits"/>.
+    /// </summary>
+    public void Forward(ForwardBatch batch, KvCacheStorage cache)
+    {
         int tokens = batch.TokenCount;
         if (tokens == 0)
             return;
-        if (logits.Length < (long)batch.LogitRowCount * Config.VocabSize)
-            throw new ArgumentException("logits span is smaller than LogitRowCount × vocab", nameof(logits));
         FillRotary(batch);
         var b = _backend;
         var c = Config;
@@ -136,7 +161,6 @@ public sealed class Decoder : IDisposable
         b.AddRmsNorm(_hidden, _delta, tokens, _weights.FinalNorm, _eps, _normed);
         b.GatherRows(_normed, batch.LogitRows.AsSpan(0, rows), c.HiddenSize, _gathered);
         b.Linear(_gathered, rows, _weights.LmHead, null, _logits);
-        b.Download(_logits, logits[..(rows * c.VocabSize)]);
     }
 
     private void FillRotary(ForwardBatch batch)
