@@ -32,7 +32,7 @@ internal static class RunCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per input on its own line" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
         var ignoreEos = new Option<bool>("--ignore_eos") { Description = "Keep generating past end-of-sequence tokens" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
         device.AcceptOnlyFromAmong(BackendFactory.Devices);
         var command = new Command("run", "Generate continuations for prompts locally and report tokens/s (like run.py)")
         {

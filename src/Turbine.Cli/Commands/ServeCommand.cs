@@ -25,9 +25,11 @@ internal static class ServeCommand
         var exitTimeout = new Option<int>("--exit-timeout-secs") { Description = "Seconds shutdown waits for in-flight requests", DefaultValueFactory = _ => 30 };
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token the OpenAI API (/v1) requires" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
+        device.AcceptOnlyFromAmong(BackendFactory.Devices);
         var command = new Command("serve", "Serve models over HTTP (KServe v2, generate, OpenAI) with Prometheus metrics, like tritonserver")
         {
-            repository, model, host, httpPort, grpcPort, metricsPort, verbose, controlMode, loadModel, pollSecs, exitTimeout, apiKey, threads,
+            repository, model, host, httpPort, grpcPort, metricsPort, verbose, controlMode, loadModel, pollSecs, exitTimeout, apiKey, threads, device,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -38,13 +40,17 @@ internal static class ServeCommand
                 MetricsPort = parse.GetValue(metricsPort), LogVerbose = parse.GetValue(verbose), ModelControlMode = mode,
                 ExitTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(exitTimeout))), ApiKey = parse.GetValue(apiKey),
             };
-            return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [], parse.GetValue(threads),
+            string deviceName = parse.GetValue(device)!;
+            int threadCount = parse.GetValue(threads);
+            return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [],
+                () => BackendFactory.Create(deviceName, threadCount), threadCount,
                 TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(pollSecs))), cancellationToken);
         });
         return command;
     }
 
-    private static async Task<int> Execute(ServerOptions options, string? repositoryDir, string? modelDir, string[] load, int threads, TimeSpan pollInterval,
+    private static async Task<int> Execute(ServerOptions options, string? repositoryDir, string? modelDir, string[] load,
+        Func<Turbine.Engine.Backends.IComputeBackend> createBackend, int threads, TimeSpan pollInterval,
         CancellationToken cancellationToken)
     {
         if (repositoryDir is not null && modelDir is not null)
@@ -56,16 +62,17 @@ internal static class ServeCommand
             if (repositoryDir is not null)
             {
                 repository = ModelRepository.Open(repositoryDir);
-                registry = ConsoleProgress.Run($"loading {repositoryDir}", _ => RepositoryModels.Build(repository, options.ModelControlMode, load, threads));
+                registry = ConsoleProgress.Run($"loading {repositoryDir}", _ => RepositoryModels.Build(repository, options.ModelControlMode, load, threads, createBackend));
             }
             else
             {
                 modelDir ??= ModelLocator.DefaultModel();
-                var llm = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}", _ => LlmService.Load(modelDir, threads: threads));
+                var llm = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}", _ => LlmService.Load(modelDir, threads: threads, createBackend: createBackend));
                 registry = ModelRegistry.Standard(llm, options.ModelControlMode, load);
             }
         }
         catch (Exception e) when (e is IOException or Turbine.Core.Checkpoints.CheckpointException or Turbine.Tokenizers.TokenizerFormatException
+            or Turbine.Backends.Cuda.CudaException
             or ArgumentException or ModelRepositoryException)
         {
             return Fail(e.Message);

@@ -86,4 +86,8 @@ public sealed record GenerationOutput
 }
 
 /// <summary>A request the executor refuses (bad parameters, too long, over capacity), with a precise message.</summary>
-public sealed class RequestRejectedException(string message) : Exception(message);
+public sealed class RequestRejectedException(string message, bool isOverload = false) : Exception(message)
+{
+    /// <summary>True when the request was valid but the executor is full or stopping (HTTP 503 rather than 400).</summary>
+    public bool IsOverload { get; } = isOverload;
+}

@@ -112,7 +112,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)
         {
             Interlocked.Decrement(ref _queued);
-            throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later");
+            throw new RequestRejectedException($"the queue is full ({_options.MaxQueueSize} requests waiting); try again later", isOverload: true);
         }
         var endIds = request.EndId is int end ? end < 0 ? [] : [end] : _defaultEndIds;
         var sampling = request.Sampling;
@@ -127,7 +127,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         if (!_incoming.Writer.TryWrite(state))
         {
             Interlocked.Decrement(ref _queued);
-            throw new RequestRejectedException("the executor is shutting down");
+            throw new RequestRejectedException("the executor is shutting down", isOverload: true);
         }
         return Read(state, cancellationToken);
     }

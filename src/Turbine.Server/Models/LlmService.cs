@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Turbine.Backends.Cpu;
+using Turbine.Engine.Backends;
 using Turbine.Engine.Executor;
 using Turbine.Engine.Models;
 using Turbine.Tokenizers;
@@ -12,7 +13,7 @@ namespace Turbine.Server.Models;
 /// </summary>
 public sealed class LlmService : IAsyncDisposable
 {
-    private readonly CpuBackend? _backend;
+    private readonly IComputeBackend? _backend;
     private readonly Decoder? _decoder;
 
     /// <summary>Serves <paramref name="executor"/> with <paramref name="tokenizer"/>; the caller keeps ownership of both.</summary>
@@ -23,7 +24,7 @@ public sealed class LlmService : IAsyncDisposable
         Executor = executor;
     }
 
-    private LlmService(string name, Tokenizer tokenizer, LlmExecutor executor, CpuBackend backend, Decoder decoder)
+    private LlmService(string name, Tokenizer tokenizer, LlmExecutor executor, IComputeBackend backend, Decoder decoder)
         : this(name, tokenizer, executor)
     {
         _backend = backend;
@@ -40,14 +41,16 @@ public sealed class LlmService : IAsyncDisposable
     public int MaxModelLength => Executor.Decoder.Config.MaxPositionEmbeddings;
 
     /// <summary>
-    /// Loads the checkpoint in <paramref name="modelDir"/> on the CPU backend. The defaults suit serving: a batch of 16,
-    /// 256 MiB of KV cache, and a queue of 256 requests beyond which requests are refused at once.
+    /// Loads the checkpoint in <paramref name="modelDir"/> on the backend <paramref name="createBackend"/> makes (the CPU
+    /// on <paramref name="threads"/> threads when null). The defaults suit serving: a batch of 16, 256 MiB of KV cache
+    /// on the CPU, and a queue of 256 requests beyond which requests are refused at once.
     /// </summary>
-    public static LlmService Load(string modelDir, ExecutorOptions? options = null, int threads = 0, string? tokenizerDir = null)
+    public static LlmService Load(string modelDir, ExecutorOptions? options = null, int threads = 0, string? tokenizerDir = null,
+        Func<IComputeBackend>? createBackend = null)
     {
         options ??= new ExecutorOptions { MaxBatchSize = 16, MaxNumTokens = 1024, KvCacheMemoryBytes = 256L << 20, MaxQueueSize = 256 };
         var tokenizer = Tokenizer.FromDirectory(tokenizerDir ?? modelDir);
-        var backend = new CpuBackend(threads);
+        var backend = createBackend?.Invoke() ?? new CpuBackend(threads);
         Decoder? decoder = null;
         try
         {
@@ -75,8 +78,7 @@ public sealed class LlmService : IAsyncDisposable
         }
         catch (RequestRejectedException e)
         {
-            bool overloaded = e.Message.Contains("queue is full", StringComparison.Ordinal) || e.Message.Contains("shutting down", StringComparison.Ordinal);
-            throw new InferenceException(overloaded ? InferenceError.Unavailable : InferenceError.InvalidArgument, e.Message);
+            throw new InferenceException(e.IsOverload ? InferenceError.Unavailable : InferenceError.InvalidArgument, e.Message);
         }
         catch (InvalidOperationException e)
         {

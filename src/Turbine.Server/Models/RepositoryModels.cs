@@ -1,3 +1,4 @@
+using Turbine.Engine.Backends;
 using Turbine.Server.Repository;
 
 namespace Turbine.Server.Models;
@@ -10,7 +11,8 @@ public static class RepositoryModels
     /// directory; preprocessing, postprocessing, ensemble and BLS models share the LLM they name (or the first one).
     /// Each reports its repository config.
     /// </summary>
-    public static ModelRegistry Build(ModelRepository repository, ModelControlMode mode, IEnumerable<string>? load, int threads)
+    public static ModelRegistry Build(ModelRepository repository, ModelControlMode mode, IEnumerable<string>? load, int threads,
+        Func<IComputeBackend>? createBackend = null)
     {
         var registry = new ModelRegistry(mode) { Repository = repository };
         try
@@ -18,7 +20,7 @@ public static class RepositoryModels
             foreach (var model in repository.Models.Values.Where(m => m.Kind == ModelKind.Llm))
             {
                 var options = model.Llm!;
-                var service = LlmService.Load(options.EngineDir, options.ToExecutorOptions(), threads, options.TokenizerDir);
+                var service = LlmService.Load(options.EngineDir, options.ToExecutorOptions(), threads, options.TokenizerDir, createBackend);
                 registry.Own(service);
                 registry.Add(new TensorRtLlmModel(service, model.Name, options.ExcludeInputInOutput) { RepositoryConfig = model.Config, RepositoryVersion = Version(model) });
             }

@@ -12,6 +12,7 @@ public sealed class TinyQueueFixture : ServerFixture
 }
 
 /// <summary>Overload, client disconnects and graceful shutdown.</summary>
+[Collection(TimingSensitiveCollection.Name)]
 public sealed class RobustnessTests
 {
     private static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
@@ -102,4 +103,14 @@ public sealed class RobustnessTests
         await fx.Server.DisposeAsync();
         await fx.Server.Registry.DisposeAsync();
     }
+}
+
+/// <summary>
+/// Tests that watch the executor race a client (disconnects, overload, shutdown) run alone, after the parallel ones:
+/// a thread pool busy with other tests would let the executor finish before the server sees the client leave.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimingSensitiveCollection
+{
+    public const string Name = "timing-sensitive";
 }
