@@ -59,11 +59,10 @@ public sealed record LlmModelOptions
     public bool Decoupled { get; init; }
 
     /// <summary>
-    /// The executor options these parameters mean. <paramref name="freeMemoryBytes"/> is the memory the KV cache may
-    /// take a share of; with it and <see cref="KvCacheFreeMemoryFraction"/> both known, the cache budget is that share,
-    /// otherwise the executor's default budget stands.
+    /// The executor options these parameters mean. kv_cache_free_gpu_mem_fraction goes to the executor, which applies it
+    /// to a device backend's free memory; on the CPU the executor's memory budget stands.
     /// </summary>
-    public ExecutorOptions ToExecutorOptions(long? freeMemoryBytes = null)
+    public ExecutorOptions ToExecutorOptions()
     {
         var options = new ExecutorOptions
         {
@@ -77,8 +76,8 @@ public sealed record LlmModelOptions
             StaticBatchTimeout = TimeSpan.FromMicroseconds(MaxQueueDelayMicroseconds),
         };
         if (MaxQueueSize is int queueSize) options = options with { MaxQueueSize = queueSize };
-        if (KvCacheFreeMemoryFraction is double fraction && freeMemoryBytes is long free)
-            options = options with { KvCacheMemoryBytes = Math.Max(1, (long)(free * fraction)) };
+        if (KvCacheFreeMemoryFraction is double fraction)
+            options = options with { KvCacheFreeGpuMemFraction = (float)fraction };
         return options;
     }
 }

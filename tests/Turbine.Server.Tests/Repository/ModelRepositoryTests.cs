@@ -67,7 +67,7 @@ public sealed class ModelRepositoryTests : IDisposable
             MaxQueueDelayMicroseconds = 600,
             MaxQueueSize = 10,
         };
-        var executor = options.ToExecutorOptions(freeMemoryBytes: 1000);
+        var executor = options.ToExecutorOptions();
         Assert.Equal(8, executor.MaxBatchSize);
         Assert.Equal(2, executor.MaxBeamWidth);
         Assert.Equal(2560, executor.MaxTokensInPagedKvCache);
@@ -77,7 +77,7 @@ public sealed class ModelRepositoryTests : IDisposable
         Assert.Equal(SchedulerPolicy.MaxUtilization, executor.Policy);
         Assert.Equal(TimeSpan.FromMicroseconds(600), executor.StaticBatchTimeout);
         Assert.Equal(10, executor.MaxQueueSize);
-        Assert.Equal(500, executor.KvCacheMemoryBytes);
+        Assert.Equal(0.5f, executor.KvCacheFreeGpuMemFraction);
 
         var defaults = (options with { KvCacheFreeMemoryFraction = null, BatchingStrategy = LlmBatchingStrategy.InflightFusedBatching, MaxQueueSize = null }).ToExecutorOptions();
         Assert.Equal(BatchingMode.InFlight, defaults.Batching);
