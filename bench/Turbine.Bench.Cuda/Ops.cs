@@ -102,7 +102,61 @@ internal static unsafe class Ops
                 Console.WriteLine($"{(ok ? "ok  " : "FAIL")} {names[i],-28} rel L2 {err:E2}");
             }
         }
+        failures += ArgMaxCases(cuda, cpu);
         return failures == 0 ? 0 : 1;
+    }
+
+    // Argmax of logit rows: random rows of vocabulary widths, and rows built to test the rules (first index of equal
+    // maxima, NaN wins, all -inf), whose ids must equal the CPU backend's exactly.
+    private static int ArgMaxCases(CudaBackend cuda, CpuBackend cpu)
+    {
+        Console.WriteLine("-- argmax of logit rows");
+        int failures = 0;
+        var rng = new Random(11);
+        foreach (var (rows, width) in new[] { (1, 128256), (3, 1000), (64, 128256), (5, 151936), (2, 7) })
+        {
+            var data = new float[rows * width];
+            for (int i = 0; i < data.Length; i++)
+                data[i] = (float)(rng.NextDouble() * 20 - 10);
+            if (rows >= 3)
+            {
+                // Row 0: the maximum at 5 and again at 1026, which a 1024-thread block scans in thread 2, before thread 5;
+                // row 1: every value equal; row 2: a NaN after the maximum.
+                data[5] = data[1026 % width] = 50f;
+                data.AsSpan(width, width).Fill(-3f);
+                data[2 * width + width / 2] = 60f;
+                data[2 * width + width - 1] = float.NaN;
+            }
+            if (rows >= 5)
+                data.AsSpan(4 * width, width).Fill(float.NegativeInfinity);
+            var ids = new int[2][];
+            var pairs = new[] { (IComputeBackend)cpu, cuda };
+            for (int b = 0; b < 2; b++)
+            {
+                var be = pairs[b];
+                var batch = new ForwardBatch(rows, 1, rows, 1);
+                batch.Add(Enumerable.Range(0, rows).ToArray(), 0, [0], rows, allLogits: true);
+                be.BeginStep(batch);
+                var table = Upload(be, data, rows, width);
+                var logits = be.Allocate((long)rows * width);
+                be.Embed(table, logits);
+                ids[b] = new int[rows];
+                be.ArgMax(logits, rows, width, ids[b]);
+            }
+            bool ok = ids[1].SequenceEqual(ids[0]);
+            failures += ok ? 0 : 1;
+            Console.WriteLine($"{(ok ? "ok  " : "FAIL")} argmax {rows} x {width,-22} ids {string.Join(',', ids[1].Take(5))}{(rows > 5 ? ",…" : "")}"
+                + (ok ? "" : $" expected {string.Join(',', ids[0].Take(5))}"));
+        }
+        return failures;
+    }
+
+    private static DeviceWeight Upload(IComputeBackend be, float[] data, int rows, int width)
+    {
+        var copy = (float*)NativeMemory.AlignedAlloc((nuint)(data.Length * sizeof(float)), 64);
+        data.CopyTo(new Span<float>(copy, data.Length));
+        // Kept alive for the process: the CPU backend reads weights in place.
+        return be.Upload(new TensorSlice("logits", "random", DType.F32, [rows, width], (byte*)copy, (long)data.Length * sizeof(float)));
     }
 
     // A buffer of rows × width random floats, put there through Embed of a random table with the step's token ids 0..rows-1.

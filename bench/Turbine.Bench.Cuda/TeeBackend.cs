@@ -120,6 +120,20 @@ internal sealed class TeeBackend(IComputeBackend reference, IComputeBackend test
         Compare("gather_rows", y, (long)rows.Length * width);
     }
 
+    public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
+    {
+        var expected = new int[rows];
+        reference.ArgMax(A(logits), rows, width, expected);
+        test.ArgMax(B(logits), rows, width, ids);
+        _op++;
+        for (int r = 0; r < rows; r++)
+            if (ids[r] != expected[r])
+            {
+                Console.WriteLine($"op {_op} argmax: row {r} is {ids[r]}, expected {expected[r]}");
+                break;
+            }
+    }
+
     public void Download(DeviceBuffer source, Span<float> destination)
     {
         var expected = new float[destination.Length];

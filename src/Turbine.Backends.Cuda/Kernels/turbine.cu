@@ -244,6 +244,52 @@ extern "C" __global__ void gather_rows(const float* x, const int* rows, float* y
     for (int i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
 }
 
+// ---- ids[r] = argmax of row r: the first index of the largest value, a NaN counting as larger than any number -----
+// (torch.argmax and TensorPrimitives.IndexOfMax agree on both rules). One block per row; each thread scans its stride
+// in increasing index order, so a strict comparison keeps its first maximum, and the merges below break ties by index.
+__device__ __forceinline__ bool argmax_better(float v, int i, float best, int bestIndex)
+{
+    bool vn = v != v, bn = best != best;
+    if (vn || bn) return vn && (!bn || i < bestIndex);
+    return v > best || (v == best && i < bestIndex);
+}
+
+extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* x, int* ids, int width)
+{
+    __shared__ float warpBest[32];
+    __shared__ int warpIndex[32];
+    const float* row = x + (long long)blockIdx.x * width;
+    // 0x7fffffff: an index no element has, so any element (even -inf) beats the empty start.
+    float best = NEG_INF;
+    int index = 0x7fffffff;
+    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    {
+        float v = row[i];
+        if (argmax_better(v, i, best, index)) { best = v; index = i; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v = __shfl_xor_sync(FULL_MASK, best, o);
+        int i = __shfl_xor_sync(FULL_MASK, index, o);
+        if (argmax_better(v, i, best, index)) { best = v; index = i; }
+    }
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    if (lane == 0) { warpBest[warp] = best; warpIndex[warp] = index; }
+    __syncthreads();
+    if (warp != 0) return;
+    best = lane < warps ? warpBest[lane] : NEG_INF;
+    index = lane < warps ? warpIndex[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v = __shfl_xor_sync(FULL_MASK, best, o);
+        int i = __shfl_xor_sync(FULL_MASK, index, o);
+        if (argmax_better(v, i, best, index)) { best = v; index = i; }
+    }
+    if (lane == 0) ids[blockIdx.x] = index;
+}
+
 // ---- KV write: the step's k, v rows into their cache slots ----------------------------------------------------------
 template <class KV>
 __device__ void kv_write(const float* k, const float* v, const int* slots, typename KV::T* kc, typename KV::T* vc, int kvDim)
