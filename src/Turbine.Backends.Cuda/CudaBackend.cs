@@ -41,12 +41,32 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     private nint _cublas;
     private readonly HashSet<nint> _sharedRaised = [];
 
+    // GEMV linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one
+    // launch, and every other operation launches the queue first.
+    private GemvParts _pending;
+    private int _pendingCount;
+    private ulong _pendingX;
+    private int _pendingRows, _pendingK;
+    private DType _pendingType;
+
+    // The kernels' GemvParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
+    // columns end in the stacked output.
+    private struct GemvParts
+    {
+        public fixed ulong Weight[3];
+        public fixed ulong Bias[3];
+        public fixed ulong Output[3];
+        public fixed int End[3];
+    }
+
     /// <summary>A backend on the GPU <paramref name="options"/> names (default: device 0, settings from the environment).</summary>
     public CudaBackend(CudaBackendOptions? options = null)
     {
         _options = options ?? new CudaBackendOptions().FromEnvironment();
         _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
         _arena = new WeightArena(_device);
+        // A buffer freed with a linear still queued would be written after it is gone.
+        _device.BeforeFree = FlushLinears;
         Profiling = _options.Profile;
     }
 
@@ -117,6 +137,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void Synchronize()
     {
         _device.MakeCurrent();
+        FlushLinears();
         _device.Synchronize();
         _profiler?.Harvest();
     }
@@ -171,6 +192,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void BeginStep(ForwardBatch batch)
     {
         _device.MakeCurrent();
+        FlushLinears();
         // The staging memory is rewritten below: the previous step's copies out of it must be done.
         _device.Synchronize();
         _profiler?.Harvest();
@@ -239,6 +261,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Embed(DeviceWeight table, DeviceBuffer y)
     {
+        FlushLinears();
         var batch = Step;
         var w = (CudaWeight)table;
         ulong tablePtr = w.Pointer, tokens = _meta + (ulong)_tokensOff, yp = Ptr(y);
@@ -258,6 +281,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
 
     private void Norm(ulong x, ulong delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
     {
+        FlushLinears();
         var w = (CudaWeight)weight;
         ulong wp = w.Pointer, yp = Ptr(y);
         int width = (int)w.Shape[0];
@@ -275,26 +299,71 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
             return;
         var w = (CudaWeight)weight;
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
-        ulong wp = w.Pointer, xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
-        bool gemv = rows <= _options.GemvMaxRows;
-        _activeProfiler?.Begin($"linear {n}x{k} {(gemv ? "gemv" : "gemm")}");
-        if (gemv)
+        ulong xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
+        if (rows > _options.GemvMaxRows)
         {
-            var fn = $"gemv_{Suffix(w.DType)}_";
-            ulong xr = xp, yr = yp;
-            int count = 0;
-            void** args = stackalloc void*[] { &wp, &xr, &bp, &yr, &n, &k, &count };
-            for (int r = 0; r < rows; r += GemvRows)
-            {
-                count = Math.Min(GemvRows, rows - r);
-                int m = count == 1 ? 1 : count == 2 ? 2 : count <= 4 ? 4 : 8;
-                xr = xp + (ulong)((long)r * k * 4);
-                yr = yp + (ulong)((long)r * n * 4);
-                Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
-            }
-        }
-        else
+            FlushLinears();
+            _activeProfiler?.Begin($"linear {n}x{k} gemm");
             Gemm(w, n, k, xp, rows, bp, yp);
+            _activeProfiler?.End();
+            return;
+        }
+        if (_pendingCount > 0 && (_pendingX != xp || _pendingRows != rows || _pendingK != k || _pendingType != w.DType || _pendingCount == 3
+            || Queued(yp)))
+            FlushLinears();
+        int at = _pendingCount++;
+        _pendingX = xp;
+        _pendingRows = rows;
+        _pendingK = k;
+        _pendingType = w.DType;
+        _pending.Weight[at] = w.Pointer;
+        _pending.Bias[at] = bp;
+        _pending.Output[at] = yp;
+        _pending.End[at] = (at == 0 ? 0 : _pending.End[at - 1]) + n;
+        if (!_options.FuseLinears)
+            FlushLinears();
+    }
+
+    private bool Queued(ulong output)
+    {
+        for (int i = 0; i < _pendingCount; i++)
+            if (_pending.Output[i] == output)
+                return true;
+        return false;
+    }
+
+    // Launches the queued linears, 8 rows of the input a launch.
+    private void FlushLinears()
+    {
+        int count = _pendingCount;
+        if (count == 0)
+            return;
+        _pendingCount = 0;
+        _device.MakeCurrent();
+        var parts = _pending;
+        // Parts not in use end where the last one does, so no column falls in them.
+        for (int i = count; i < 3; i++)
+        {
+            parts.Weight[i] = parts.Bias[i] = parts.Output[i] = 0;
+            parts.End[i] = parts.End[count - 1];
+        }
+        int n = parts.End[2], k = _pendingK, rows = _pendingRows, chunk = 0;
+        ulong xr = _pendingX;
+        var fn = $"gemv_{Suffix(_pendingType)}_";
+        void** args = stackalloc void*[] { &parts, &xr, &k, &chunk };
+        _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemv" : $"linear {n}x{k} gemv ({count} fused)");
+        for (int r = 0; r < rows; r += GemvRows)
+        {
+            chunk = Math.Min(GemvRows, rows - r);
+            int m = chunk == 1 ? 1 : chunk == 2 ? 2 : chunk <= 4 ? 4 : 8;
+            xr = _pendingX + (ulong)((long)r * k * 4);
+            for (int i = 0; i < count; i++)
+            {
+                int width = _pending.End[i] - (i == 0 ? 0 : _pending.End[i - 1]);
+                parts.Output[i] = _pending.Output[i] + (ulong)((long)r * width * 4);
+            }
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+        }
         _activeProfiler?.End();
     }
 
@@ -341,6 +410,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
+        FlushLinears();
         var batch = Step;
         int half = batch.RotaryHalfDim;
         ulong qp = Ptr(q), kp = Ptr(k), cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
@@ -354,6 +424,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
         int heads, int kvHeads, int headDim, float scale, int slidingWindow)
     {
+        FlushLinears();
         var batch = Step;
         var kv = (CudaKvCache)cache;
         if (heads % kvHeads != 0)
@@ -406,6 +477,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void CopyKvBlock(KvCacheStorage cache, int source, int destination)
     {
         _device.MakeCurrent();
+        FlushLinears();
         var kv = (CudaKvCache)cache;
         ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (kv.Bf16 ? 2UL : 4UL);
         for (int layer = 0; layer < kv.Shape.Layers; layer++)
@@ -420,6 +492,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count)
     {
+        FlushLinears();
         ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
         void** args = stackalloc void*[] { &g, &u, &yp, &count };
         _activeProfiler?.Begin("silu_mul");
@@ -430,6 +503,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y)
     {
+        FlushLinears();
         _ = Step;
         if (rows.Length == 0)
             return;
@@ -448,6 +522,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
     {
         _device.MakeCurrent();
+        FlushLinears();
         if (rows <= 0)
             return;
         if ((long)rows * width > logits.Length)
@@ -471,6 +546,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void Download(DeviceBuffer source, Span<float> destination)
     {
         _device.MakeCurrent();
+        FlushLinears();
         if (destination.Length > source.Length)
             throw new ArgumentException("destination is longer than the buffer", nameof(destination));
         _activeProfiler?.Begin("download");
@@ -555,6 +631,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void Dispose()
     {
         _device.MakeCurrent();
+        FlushLinears();
         _device.Synchronize();
         if (_cublas != 0)
             Cublas.cublasDestroy(_cublas);

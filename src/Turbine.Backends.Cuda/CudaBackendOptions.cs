@@ -24,6 +24,12 @@ public sealed record CudaBackendOptions
     /// </summary>
     public int GemvMaxRows { get; init; } = 8;
 
+    /// <summary>
+    /// Consecutive GEMV linears of the same input (q, k and v; gate and up) run as one launch. On by default: at batch 1
+    /// the narrow k/v matrices alone leave most of the GPU idle and every launch costs a gap.
+    /// </summary>
+    public bool FuseLinears { get; init; } = true;
+
     /// <summary>Where compiled kernels are cached; null: $XDG_CACHE_HOME/turbine/cuda or ~/.cache/turbine/cuda.</summary>
     public string? KernelCacheDirectory { get; init; }
 
@@ -31,8 +37,8 @@ public sealed record CudaBackendOptions
     public bool Profile { get; init; }
 
     /// <summary>
-    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_GEMV_ROWS (a count), TURBINE_CUDA_CACHE (a
-    /// directory) and TURBINE_CUDA_PROFILE (1) applied.
+    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_GEMV_ROWS (a count), TURBINE_CUDA_FUSE (0 | 1),
+    /// TURBINE_CUDA_CACHE (a directory) and TURBINE_CUDA_PROFILE (1) applied.
     /// </summary>
     public CudaBackendOptions FromEnvironment()
     {
@@ -49,6 +55,11 @@ public sealed record CudaBackendOptions
         }
         if (int.TryParse(Environment.GetEnvironmentVariable("TURBINE_CUDA_GEMV_ROWS"), out int gemvRows) && gemvRows > 0)
             o = o with { GemvMaxRows = gemvRows };
+        switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_FUSE"))
+        {
+            case "0": o = o with { FuseLinears = false }; break;
+            case "1": o = o with { FuseLinears = true }; break;
+        }
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_CACHE") is { Length: > 0 } cache)
             o = o with { KernelCacheDirectory = cache };
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_PROFILE") == "1")

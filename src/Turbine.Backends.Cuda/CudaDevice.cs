@@ -112,10 +112,14 @@ internal sealed unsafe class CudaDevice : IDisposable
         return pointer;
     }
 
+    /// <summary>Called before any memory is freed: the backend launches work it holds back that may still use it.</summary>
+    public Action? BeforeFree { get; set; }
+
     public void Free(ulong pointer)
     {
         if (pointer == 0)
             return;
+        BeforeFree?.Invoke();
         MakeCurrent();
         Driver.Check(Driver.cuMemFree(pointer), "cuMemFree");
     }

@@ -2,6 +2,8 @@
 # Correctness and speed of the CUDA backend on the GPU machine. Run from the repository root there:
 #   tools/gpu/check_cuda.sh fixtures        operations on random inputs, and tiny fixtures against transformers (greedy ids, last logits)
 #   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
+#   tools/gpu/check_cuda.sh speed           as all, without the bf16 KV / bf16 GEMM variants, and throughput and profile
+#                                           at batch 1 with fused linears off too (TURBINE_CUDA_FUSE=0), for comparison
 #   tools/gpu/check_cuda.sh cli             `turbine run --device cuda` against `--device cpu` on the fixtures; needs
 #                                           .cuda-pack/turbine.tar.xz (pack.sh src/Turbine.Cli/Turbine.Cli.csproj turbine)
 # Needs the self-contained bench published here first (no .NET on the GPU machine):
@@ -40,8 +42,10 @@ echo "== every operation on random inputs, CUDA against the CPU backend =="
 $bench ops 2>&1 | tee "$out/ops.log" || status=1
 echo "== fixtures (default options) =="
 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures.log" || status=1
-echo "== fixtures, bf16 KV cache and bf16 GEMM activations =="
-TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=bf16 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-bf16.log"
+if [ "$stage" != speed ]; then
+    echo "== fixtures, bf16 KV cache and bf16 GEMM activations =="
+    TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=bf16 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-bf16.log"
+fi
 [ "$stage" = fixtures ] && exit $status
 
 model=/tmp/llama8b
@@ -51,19 +55,29 @@ echo "checkpoint + reference: $(( $(date +%s) - start )) s"
 echo "== 8B teacher-forced accuracy (default: float32 KV, split GEMM activations) =="
 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b 2>&1 | tee "$out/teacher.log"
 python3 tools/gpu/compare_teacher.py $model /tmp/t8b 2>&1 | tee -a "$out/teacher.log" || status=1
+if [ "$stage" != speed ]; then
 echo "== 8B teacher-forced accuracy, bf16 GEMM activations =="
 TURBINE_CUDA_GEMM=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
 python3 tools/gpu/compare_teacher.py $model /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
 echo "== 8B teacher-forced accuracy, bf16 KV cache =="
 TURBINE_CUDA_KV=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8bkv 2>&1 | tee -a "$out/teacher.log"
 python3 tools/gpu/compare_teacher.py $model /tmp/t8bkv 2>&1 | tee -a "$out/teacher.log"
+fi
 rm -f /tmp/t8b*.f32
 echo "== 8B throughput =="
 $bench perf --model $model --batch 1 2>&1 | tee "$out/perf.log"
 $bench perf --model $model --batch 64 --ttft 2048 2>&1 | tee -a "$out/perf.log"
-TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 1 --output 8 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
+if [ "$stage" = speed ]; then
+    TURBINE_CUDA_FUSE=0 $bench perf --model $model --batch 1 2>&1 | sed 's/^/unfused /' | tee -a "$out/perf.log"
+else
+    TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 1 --output 8 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
+fi
 echo "== 8B decode step profile =="
 $bench profile --model $model --batch 1 --context 192 2>&1 | tee "$out/profile.log"
 $bench profile --model $model --batch 64 --context 192 2>&1 | tee -a "$out/profile.log"
-TURBINE_CUDA_KV=bf16 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/bf16-kv /' | tee -a "$out/profile.log"
+if [ "$stage" = speed ]; then
+    TURBINE_CUDA_FUSE=0 $bench profile --model $model --batch 1 --context 192 2>&1 | sed 's/^/unfused /' | tee -a "$out/profile.log"
+else
+    TURBINE_CUDA_KV=bf16 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/bf16-kv /' | tee -a "$out/profile.log"
+fi
 exit $status
