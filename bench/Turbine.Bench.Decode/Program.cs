@@ -46,6 +46,7 @@ for (int run = 0; run < 5; run++)
     rates.Add(await Decode(tokens));
 rates.Sort();
 double tokensPerSecond = rates[rates.Count / 2];
+double stepsPerSecond = DecoderStepsPerSecond(decoder, backend, promptLength, tokens);
 
 // Bytes one decode step reads: every weight but the embedding table, of which it reads one row.
 long embedBytes = (long)decoder.Config.VocabSize * decoder.Config.HiddenSize * 2;
@@ -58,6 +59,7 @@ Console.WriteLine($"| measured read bandwidth | {bandwidth / 1e9:F1} GB/s |");
 Console.WriteLine($"| bandwidth floor | {floorTokensPerSecond:F1} tokens/s |");
 Console.WriteLine($"| decode, batch 1 (median of 5) | {tokensPerSecond:F1} tokens/s |");
 Console.WriteLine($"| fraction of floor | {tokensPerSecond / floorTokensPerSecond:P0} |");
+Console.WriteLine($"| decoder step alone (no executor), batch 1 | {stepsPerSecond:F1} steps/s ({stepsPerSecond / floorTokensPerSecond:P0} of floor) |");
 return 0;
 
 // Decode rate of one request: tokens after the first (which includes the prefill) over the time they took.
@@ -74,6 +76,34 @@ async Task<double> Decode(int count)
         received += output.TokenIds[0].Length;
     }
     return (received - 1) / (clock.Elapsed - first).TotalSeconds;
+}
+
+// Decode steps of one sequence straight through Decoder.Forward: what the kernels give without the executor around them.
+static double DecoderStepsPerSecond(Decoder decoder, Turbine.Engine.Backends.IComputeBackend backend, int promptLength, int steps)
+{
+    const int blockSize = 16;
+    var blocks = new Turbine.Engine.KvCache.KvCacheManager((promptLength + steps) / blockSize + 2, blockSize);
+    using var storage = backend.AllocateKvCache(decoder.KvShape(blocks.TotalBlocks, blockSize));
+    var sequence = new Turbine.Engine.KvCache.SequenceBlocks();
+    blocks.TryReserve(sequence, promptLength + steps);
+    var batch = decoder.CreateBatch();
+    var logits = new float[decoder.Config.VocabSize];
+    var prompt = new int[promptLength];
+    for (int i = 0; i < prompt.Length; i++)
+        prompt[i] = 100 + i;
+    batch.Add(prompt, 0, sequence.Table, blockSize);
+    decoder.Forward(batch, storage, logits);
+    var token = new int[1];
+    var clock = Stopwatch.StartNew();
+    for (int i = 0; i < steps; i++)
+    {
+        batch.Clear();
+        token[0] = 100 + i % 1000;
+        batch.Add(token, promptLength + i, sequence.Table, blockSize);
+        decoder.Forward(batch, storage);
+        decoder.ArgMaxLogits(1, token);
+    }
+    return steps / clock.Elapsed.TotalSeconds;
 }
 
 static unsafe double MeasureReadBandwidth(int threads)
