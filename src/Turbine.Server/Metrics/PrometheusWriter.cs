@@ -32,8 +32,32 @@ public static class PrometheusWriter
         var executors = models.OfType<TensorRtLlmModel>().Select(m => (m, m.Llm.Executor.GetStatistics())).ToList();
         if (executors.Count > 0)
             WriteExecutorFamilies(sb, executors);
+        WriteGpuFamilies(sb, executors);
         return sb.ToString();
     }
+
+    /// <summary>Triton's nv_gpu_memory_* gauges for every GPU a served LLM runs on (none when all run on the CPU).</summary>
+    private static void WriteGpuFamilies(StringBuilder sb, List<(TensorRtLlmModel Model, Turbine.Engine.Executor.ExecutorStatistics Stats)> executors)
+    {
+        var gpus = new List<Turbine.Engine.Backends.IComputeBackend>();
+        foreach (var (model, _) in executors)
+            if (model.Llm.Executor.Decoder.Backend is { } backend and Turbine.Engine.Backends.IDeviceMemory && !gpus.Contains(backend))
+                gpus.Add(backend);
+        if (gpus.Count == 0)
+            return;
+        Header(sb, "nv_gpu_memory_total_bytes", "GPU total memory, in bytes", "gauge");
+        foreach (var gpu in gpus)
+            GpuSample(sb, "nv_gpu_memory_total_bytes", gpu.Name, ((Turbine.Engine.Backends.IDeviceMemory)gpu).TotalBytes);
+        Header(sb, "nv_gpu_memory_used_bytes", "GPU used memory, in bytes", "gauge");
+        foreach (var gpu in gpus)
+        {
+            var memory = (Turbine.Engine.Backends.IDeviceMemory)gpu;
+            GpuSample(sb, "nv_gpu_memory_used_bytes", gpu.Name, memory.TotalBytes - memory.FreeBytes);
+        }
+    }
+
+    private static void GpuSample(StringBuilder sb, string name, string gpu, long value) =>
+        sb.Append(name).Append("{gpu_uuid=\"").Append(gpu).Append("\"} ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
 
     private static void WriteExecutorFamilies(StringBuilder sb, List<(TensorRtLlmModel Model, Turbine.Engine.Executor.ExecutorStatistics Stats)> executors)
     {
