@@ -41,17 +41,17 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     private nint _cublas;
     private readonly HashSet<nint> _sharedRaised = [];
 
-    // GEMV linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one
-    // launch, and every other operation launches the queue first.
-    private GemvParts _pending;
+    // Linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one GEMV
+    // launch or one GEMM, and every other operation launches the queue first.
+    private LinearParts _pending;
     private int _pendingCount;
     private ulong _pendingX;
     private int _pendingRows, _pendingK;
     private DType _pendingType;
 
-    // The kernels' GemvParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
+    // The kernels' LinearParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
     // columns end in the stacked output.
-    private struct GemvParts
+    private struct LinearParts
     {
         public fixed ulong Weight[3];
         public fixed ulong Bias[3];
@@ -300,14 +300,6 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         var w = (CudaWeight)weight;
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
         ulong xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
-        if (rows > _options.GemvMaxRows)
-        {
-            FlushLinears();
-            _activeProfiler?.Begin($"linear {n}x{k} gemm");
-            Gemm(w, n, k, xp, rows, bp, yp);
-            _activeProfiler?.End();
-            return;
-        }
         if (_pendingCount > 0 && (_pendingX != xp || _pendingRows != rows || _pendingK != k || _pendingType != w.DType || _pendingCount == 3
             || Queued(yp)))
             FlushLinears();
@@ -332,7 +324,8 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         return false;
     }
 
-    // Launches the queued linears, 8 rows of the input a launch.
+    // Launches the queued linears: GEMV kernels 8 rows of the input a launch; cuBLAS for more rows, as one GEMM when
+    // the weights lie back to back in memory (the arena places q, k, v and gate, up so), else one GEMM each.
     private void FlushLinears()
     {
         int count = _pendingCount;
@@ -347,7 +340,34 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
             parts.Weight[i] = parts.Bias[i] = parts.Output[i] = 0;
             parts.End[i] = parts.End[count - 1];
         }
-        int n = parts.End[2], k = _pendingK, rows = _pendingRows, chunk = 0;
+        int n = parts.End[2], k = _pendingK, rows = _pendingRows;
+        if (rows > _options.GemvMaxRows)
+        {
+            long size = _pendingType == DType.F32 ? 4 : 2;
+            bool stacked = true;
+            for (int i = 1; i < count; i++)
+                stacked &= parts.Weight[i] == parts.Weight[i - 1] + (ulong)((parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2])) * k * size);
+            if (stacked)
+            {
+                _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked)");
+                Gemm(_pendingType, k, _pendingX, rows, parts, count);
+                _activeProfiler?.End();
+                return;
+            }
+            for (int i = 0; i < count; i++)
+            {
+                var one = default(LinearParts);
+                one.Weight[0] = parts.Weight[i];
+                one.Bias[0] = parts.Bias[i];
+                one.Output[0] = parts.Output[i];
+                one.End[0] = one.End[1] = one.End[2] = parts.End[i] - (i == 0 ? 0 : parts.End[i - 1]);
+                _activeProfiler?.Begin($"linear {one.End[0]}x{k} gemm");
+                Gemm(_pendingType, k, _pendingX, rows, one, 1);
+                _activeProfiler?.End();
+            }
+            return;
+        }
+        int chunk = 0;
         ulong xr = _pendingX;
         var fn = $"gemv_{Suffix(_pendingType)}_";
         void** args = stackalloc void*[] { &parts, &xr, &k, &chunk };
@@ -367,44 +387,45 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _activeProfiler?.End();
     }
 
-    private void Gemm(CudaWeight w, int n, int k, ulong x, int rows, ulong bias, ulong y)
+    // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), then the epilogue that adds the lo
+    // half, the biases and scatters the columns to each part's output; a lone part without bias or lo half is written
+    // in place.
+    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count)
     {
         EnsureCublas();
-        long count = (long)rows * n;
+        int n = parts.End[2];
+        long outCount = (long)rows * n;
         float one = 1f, zero = 0f;
-        if (w.DType == DType.F32)
+        int halves = dtype != DType.F32 && _options.SplitGemmActivations ? 2 : 1;
+        bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0;
+        if (!direct)
+            Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
+        ulong output = direct ? parts.Output[0] : _gemmOut, weight = parts.Weight[0];
+        if (dtype == DType.F32)
         {
             // Pedantic: no TF32 behind float32 weights, whose models expect float32 results.
             Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.PedanticMath), "cublasSetMathMode");
-            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, w.Pointer, Cublas.R32F, k, x, Cublas.R32F, k,
-                &zero, y, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
-            if (bias != 0)
-                SumParts(y, 0, bias, y, count, n);
-            return;
+            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, weight, Cublas.R32F, k, x, Cublas.R32F, k,
+                &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
         }
-        int parts = _options.SplitGemmActivations ? 2 : 1;
-        long inCount = (long)rows * k;
-        Grow(ref _gemmIn, ref _gemmInBytes, parts * inCount * 2, "GEMM activations");
-        ulong input = _gemmIn;
-        int remainder = parts - 1;
-        void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
-        Run("split_" + Suffix(w.DType), Blocks(inCount), 1, 1, 256, 1, 0, split);
-        bool direct = parts == 1 && bias == 0;
-        if (!direct)
-            Grow(ref _gemmOut, ref _gemmOutBytes, parts * count * 4, "GEMM output");
-        ulong output = direct ? y : _gemmOut;
-        int type = w.DType == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
-        Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
-        Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, parts * rows, k, &one, w.Pointer, type, k, input, type, k,
-            &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
-        if (!direct)
-            SumParts(output, parts - 1, bias, y, count, n);
-    }
-
-    private void SumParts(ulong parts, int two, ulong bias, ulong y, long count, int n)
-    {
-        void** args = stackalloc void*[] { &parts, &two, &bias, &y, &count, &n };
-        Run("sum_parts", Blocks(count), 1, 1, 256, 1, 0, args);
+        else
+        {
+            long inCount = (long)rows * k;
+            Grow(ref _gemmIn, ref _gemmInBytes, halves * inCount * 2, "GEMM activations");
+            ulong input = _gemmIn;
+            int remainder = halves - 1;
+            void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
+            Run("split_" + Suffix(dtype), Blocks(inCount), 1, 1, 256, 1, 0, split);
+            int type = dtype == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
+            Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
+            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, halves * rows, k, &one, weight, type, k, input, type, k,
+                &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
+        }
+        if (direct)
+            return;
+        int two = halves - 1;
+        void** args = stackalloc void*[] { &output, &two, &parts, &rows };
+        Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
     }
 
     /// <inheritdoc />

@@ -25,8 +25,9 @@ public sealed record CudaBackendOptions
     public int GemvMaxRows { get; init; } = 8;
 
     /// <summary>
-    /// Consecutive GEMV linears of the same input (q, k and v; gate and up) run as one launch. On by default: at batch 1
-    /// the narrow k/v matrices alone leave most of the GPU idle and every launch costs a gap.
+    /// Consecutive linears of the same input (q, k and v; gate and up) run as one GEMV launch, or as one GEMM when their
+    /// weights lie back to back. On by default: alone, the narrow k/v matrices leave most of the GPU idle (batch 1:
+    /// 28% of the copy bandwidth; batch 64 on cuBLAS: q, k, v 81 µs a layer apart, 24 µs stacked).
     /// </summary>
     public bool FuseLinears { get; init; } = true;
 

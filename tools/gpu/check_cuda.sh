@@ -3,7 +3,7 @@
 #   tools/gpu/check_cuda.sh fixtures        operations on random inputs, and tiny fixtures against transformers (greedy ids, last logits)
 #   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
 #   tools/gpu/check_cuda.sh speed           as all, without the bf16 KV / bf16 GEMM variants, and throughput and profile
-#                                           at batch 1 with fused linears off too (TURBINE_CUDA_FUSE=0), for comparison
+#                                           with fused linears off too (TURBINE_CUDA_FUSE=0), for comparison
 #   tools/gpu/check_cuda.sh cli             `turbine run --device cuda` against `--device cpu` on the fixtures; needs
 #                                           .cuda-pack/turbine.tar.xz (pack.sh src/Turbine.Cli/Turbine.Cli.csproj turbine)
 # Needs the self-contained bench published here first (no .NET on the GPU machine):
@@ -69,6 +69,7 @@ $bench perf --model $model --batch 1 2>&1 | tee "$out/perf.log"
 $bench perf --model $model --batch 64 --ttft 2048 2>&1 | tee -a "$out/perf.log"
 if [ "$stage" = speed ]; then
     TURBINE_CUDA_FUSE=0 $bench perf --model $model --batch 1 2>&1 | sed 's/^/unfused /' | tee -a "$out/perf.log"
+    TURBINE_CUDA_FUSE=0 $bench perf --model $model --batch 64 2>&1 | sed 's/^/unfused /' | tee -a "$out/perf.log"
 else
     TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 1 --output 8 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
 fi
@@ -77,6 +78,7 @@ $bench profile --model $model --batch 1 --context 192 2>&1 | tee "$out/profile.l
 $bench profile --model $model --batch 64 --context 192 2>&1 | tee -a "$out/profile.log"
 if [ "$stage" = speed ]; then
     TURBINE_CUDA_FUSE=0 $bench profile --model $model --batch 1 --context 192 2>&1 | sed 's/^/unfused /' | tee -a "$out/profile.log"
+    TURBINE_CUDA_FUSE=0 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/unfused /' | tee -a "$out/profile.log"
 else
     TURBINE_CUDA_KV=bf16 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/bf16-kv /' | tee -a "$out/profile.log"
 fi

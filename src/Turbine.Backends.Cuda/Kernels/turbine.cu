@@ -129,7 +129,8 @@ extern "C" __global__ void rmsnorm(float* residual, const float* delta, const fl
 // ---- GEMV for few rows: y[m, j] = x[m] · W[j] + bias[j]; one warp per output column j, M rows at once ------------
 // Up to three linears of the same input run as one launch (q/k/v, gate/up): their outputs are stacked, part p owning
 // columns [end[p-1], end[p]). One launch instead of three saves the launch gaps and fills the GPU for the narrow k/v.
-struct GemvParts
+// GEMMs of stacked weights use the same description for their epilogue (linear_epilogue below).
+struct LinearParts
 {
     const void* w[3];
     const float* bias[3];
@@ -138,7 +139,7 @@ struct GemvParts
 };
 
 template <class W, int M>
-__device__ void gemv(const GemvParts& parts, const float* x, int k, int rows)
+__device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
 {
     int column = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
@@ -195,7 +196,7 @@ __device__ void gemv(const GemvParts& parts, const float* x, int k, int rows)
     }
 }
 #define GEMV(TYPE, NAME, M) \
-    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(GemvParts parts, const float* x, int k, int rows) \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(LinearParts parts, const float* x, int k, int rows) \
     { gemv<TYPE, M>(parts, x, k, rows); }
 GEMV(F32, f32, 1) GEMV(F32, f32, 2) GEMV(F32, f32, 4) GEMV(F32, f32, 8)
 GEMV(BF16, bf16, 1) GEMV(BF16, bf16, 2) GEMV(BF16, bf16, 4) GEMV(BF16, bf16, 8)
@@ -217,14 +218,24 @@ extern "C" __global__ void split_bf16(const float* x, u16* out, long long count,
 extern "C" __global__ void split_f16(const float* x, u16* out, long long count, int rem) { split_rows<F16>(x, out, count, rem); }
 
 // y = parts[0..count) (+ parts[count..2count) when two) + bias[i % n]
-extern "C" __global__ void sum_parts(const float* parts, int two, const float* bias, float* y, long long count, int n)
+// A GEMM's float32 result acc [rows × n] (n = the parts' last end), plus the lo part's result after it when two,
+// plus each part's bias, scattered to each part's own [rows × width] output.
+extern "C" __global__ void linear_epilogue(const float* acc, int two, LinearParts parts, int rows)
 {
+    int n = parts.end[2];
+    long long count = (long long)rows * n;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
     {
-        float v = parts[i];
-        if (two) v += parts[count + i];
-        if (bias != 0) v += bias[i % n];
-        y[i] = v;
+        float v = acc[i];
+        if (two) v += acc[count + i];
+        int r = (int)(i / n), c = (int)(i % n);
+        int p = c < parts.end[0] ? 0 : c < parts.end[1] ? 1 : 2;
+        int start = p == 0 ? 0 : p == 1 ? parts.end[0] : parts.end[1];
+        int width = (p == 0 ? parts.end[0] : p == 1 ? parts.end[1] : parts.end[2]) - start;
+        const float* bias = p == 0 ? parts.bias[0] : p == 1 ? parts.bias[1] : parts.bias[2];
+        float* y = p == 0 ? parts.y[0] : p == 1 ? parts.y[1] : parts.y[2];
+        if (bias != 0) v += bias[c - start];
+        y[(long long)r * width + c - start] = v;
     }
 }
 
