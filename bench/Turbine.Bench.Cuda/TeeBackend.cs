@@ -84,6 +84,12 @@ internal sealed class TeeBackend(IComputeBackend reference, IComputeBackend test
         Compare($"linear {weight.Shape[0]}x{weight.Shape[1]} {weight.DType}", y, rows * weight.Shape[0]);
     }
 
+    public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        for (int i = 0; i < weights.Length; i++)
+            Linear(x, rows, weights[i], biases[i], outputs[i]);
+    }
+
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
         reference.Rotary(A(q), heads, A(k), kvHeads, headDim);

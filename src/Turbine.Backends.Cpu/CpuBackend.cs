@@ -95,6 +95,29 @@ public sealed unsafe class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
+    public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        var first = (CpuWeight)weights[0];
+        bool sameShape = weights.Length <= 3;
+        foreach (var w in weights)
+            sameShape &= w.DType == first.DType && w.Shape[1] == first.Shape[1];
+        if (rows != 1 || !sameShape)
+        {
+            for (int i = 0; i < weights.Length; i++)
+                Linear(x, rows, weights[i], biases[i], outputs[i]);
+            return;
+        }
+        // Decode: one dispatch streams all the matrices, instead of one per matrix.
+        Span<GemvTarget> targets = stackalloc GemvTarget[weights.Length];
+        for (int i = 0; i < weights.Length; i++)
+        {
+            var w = (CpuWeight)weights[i];
+            targets[i] = new GemvTarget(w.Data, (int)w.Shape[0], biases[i] is CpuWeight b ? b.Float32 : null, ((CpuBuffer)outputs[i]).Data);
+        }
+        Kernels.Linear.ForwardGroup(((CpuBuffer)x).Data, (int)first.Shape[1], first.DType, targets, _pool);
+    }
+
+    /// <inheritdoc />
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
         var batch = Step;

@@ -540,6 +540,14 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     }
 
     /// <inheritdoc />
+    public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        // Consecutive linears of one input are already queued and launched together by Linear.
+        for (int i = 0; i < weights.Length; i++)
+            Linear(x, rows, weights[i], biases[i], outputs[i]);
+    }
+
+    /// <inheritdoc />
     public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
     {
         _device.MakeCurrent();

@@ -49,6 +49,39 @@ public static unsafe class Linear
         }
     }
 
+    /// <summary>
+    /// Several m = 1 products of the same input in one dispatch: <c>y_i = x · W_iᵀ (+ bias_i)</c> for up to three weights of
+    /// one dtype (a layer's q/k/v, or gate/up). Small decode matrices pay a fixed cost per dispatch; sharing it matters.
+    /// </summary>
+    public static void ForwardGroup(float* x, int k, DType wType, ReadOnlySpan<GemvTarget> targets, WorkerPool pool)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (targets.Length is 0 or > GemvGroupJob<F32Weights>.MaxTargets)
+            throw new ArgumentOutOfRangeException(nameof(targets), $"1 to {GemvGroupJob<F32Weights>.MaxTargets} weights per group");
+        switch (wType)
+        {
+            case DType.F32: RunGroup<F32Weights>(x, k, targets, pool); break;
+            case DType.BF16: RunGroup<Bf16Weights>(x, k, targets, pool); break;
+            case DType.F16: RunGroup<F16Weights>(x, k, targets, pool); break;
+            default: throw new NotSupportedException($"Linear weights of dtype {wType} are not supported.");
+        }
+    }
+
+    private static void RunGroup<TW>(float* x, int k, ReadOnlySpan<GemvTarget> targets, WorkerPool pool) where TW : unmanaged, IWeightType
+    {
+        var job = new GemvGroupJob<TW> { X = x, XS = TW.Paired ? PermutePairs(x, k, pool.Scratch(k)) : x, K = k, Count = targets.Length };
+        int items = 0;
+        for (int i = 0; i < targets.Length; i++)
+        {
+            var t = targets[i];
+            int perTarget = Math.Max(1, Math.Min(pool.ThreadCount * 4, (t.N + 3) / 4));
+            int rowsPerItem = ((t.N + perTarget - 1) / perTarget + 3) & ~3;
+            job.Set(i, t, items, rowsPerItem);
+            items += (t.N + rowsPerItem - 1) / rowsPerItem;
+        }
+        pool.For(items, job);
+    }
+
     private static void Run<TW>(float* x, int m, int k, byte* w, int n, float* bias, float* y, WorkerPool pool)
         where TW : unmanaged, IWeightType
     {
@@ -95,6 +128,47 @@ public static unsafe class Linear
             {
                 float s = Dot1x1<TW>(X, XS, W + r * stride, K);
                 Y[r] = Bias == null ? s : s + Bias[r];
+            }
+        }
+    }
+
+    private struct GemvGroupJob<TW> : IParallelJob where TW : unmanaged, IWeightType
+    {
+        public const int MaxTargets = 3;
+        public float* X;
+        public float* XS;
+        public int K;
+        public int Count;
+        private GemvTarget _t0, _t1, _t2;
+        private int _first1, _first2;
+        private int _rows0, _rows1, _rows2;
+
+        public void Set(int i, GemvTarget target, int firstItem, int rowsPerItem)
+        {
+            switch (i)
+            {
+                case 0: _t0 = target; _rows0 = rowsPerItem; break;
+                case 1: _t1 = target; _first1 = firstItem; _rows1 = rowsPerItem; break;
+                default: _t2 = target; _first2 = firstItem; _rows2 = rowsPerItem; break;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Execute(int index)
+        {
+            // Items are numbered target after target; find this one's target and its rows within it.
+            GemvTarget t;
+            int rowsPerItem, local;
+            if (Count > 2 && index >= _first2) { t = _t2; rowsPerItem = _rows2; local = index - _first2; }
+            else if (Count > 1 && index >= _first1) { t = _t1; rowsPerItem = _rows1; local = index - _first1; }
+            else { t = _t0; rowsPerItem = _rows0; local = index; }
+            int r0 = local * rowsPerItem;
+            int r1 = Math.Min(t.N, r0 + rowsPerItem);
+            nint stride = (nint)K * TW.Size;
+            for (int r = r0; r < r1; r++)
+            {
+                float s = Dot1x1<TW>(X, XS, t.W + r * stride, K);
+                t.Y[r] = t.Bias == null ? s : s + t.Bias[r];
             }
         }
     }
@@ -379,4 +453,17 @@ public static unsafe class Linear
             sums[4] += a0 * xb; sums[5] += a1 * xb; sums[6] += a2 * xb; sums[7] += a3 * xb;
         }
     }
+}
+
+/// <summary>One weight of a <see cref="Linear.ForwardGroup"/>: W [n × k] as stored, an optional float32 bias, and the output.</summary>
+public readonly unsafe struct GemvTarget(byte* w, int n, float* bias, float* y)
+{
+    /// <summary>The weight's first byte.</summary>
+    public byte* W { get; } = w;
+    /// <summary>Output features (rows of W).</summary>
+    public int N { get; } = n;
+    /// <summary>Bias of N floats, or null.</summary>
+    public float* Bias { get; } = bias;
+    /// <summary>Output of N floats.</summary>
+    public float* Y { get; } = y;
 }

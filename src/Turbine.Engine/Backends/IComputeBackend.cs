@@ -37,6 +37,12 @@ public interface IComputeBackend : IDisposable
     /// <summary>y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k].</summary>
     void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y);
 
+    /// <summary>
+    /// <c>y_i = x · W_iᵀ (+ bias_i)</c> for weights that share the input (a layer's q/k/v, or gate/up), in one call so the
+    /// backend can run them as one pass.
+    /// </summary>
+    void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs);
+
     /// <summary>Rotates q [tokens × heads × headDim] and k [tokens × kvHeads × headDim] in place with the step's cos/sin rows.</summary>
     void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim);
 

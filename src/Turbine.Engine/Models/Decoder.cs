@@ -142,15 +142,12 @@ public sealed class Decoder : IDisposable
                 b.RmsNorm(_hidden, tokens, w.InputNorm, _eps, _normed);
             else
                 b.AddRmsNorm(_hidden, _delta, tokens, w.InputNorm, _eps, _normed);
-            b.Linear(_normed, tokens, w.Query, w.QueryBias, _q);
-            b.Linear(_normed, tokens, w.Key, w.KeyBias, _k);
-            b.Linear(_normed, tokens, w.Value, w.ValueBias, _v);
+            b.LinearGroup(_normed, tokens, [w.Query, w.Key, w.Value], [w.QueryBias, w.KeyBias, w.ValueBias], [_q, _k, _v]);
             b.Rotary(_q, c.NumHeads, _k, c.NumKvHeads, c.HeadDim);
             b.Attention(cache, i, _q, _k, _v, _attention, c.NumHeads, c.NumKvHeads, c.HeadDim, _scale, _windows[i]);
             b.Linear(_attention, tokens, w.Output, w.OutputBias, _delta);
             b.AddRmsNorm(_hidden, _delta, tokens, w.PostAttentionNorm, _eps, _normed);
-            b.Linear(_normed, tokens, w.Gate, w.GateBias, _gate);
-            b.Linear(_normed, tokens, w.Up, w.UpBias, _up);
+            b.LinearGroup(_normed, tokens, [w.Gate, w.Up], [w.GateBias, w.UpBias], [_gate, _up]);
             b.SiluMul(_gate, _up, _gate, (long)tokens * c.IntermediateSize);
             b.Linear(_gate, tokens, w.Down, w.DownBias, _delta);
         }

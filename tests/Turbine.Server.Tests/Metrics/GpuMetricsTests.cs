@@ -41,6 +41,8 @@ public sealed class GpuMetricsTests
         public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y) =>
             _cpu.AddRmsNorm(residual, delta, rows, weight, eps, y);
         public void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y) => _cpu.Linear(x, rows, weight, bias, y);
+        public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs) =>
+            _cpu.LinearGroup(x, rows, weights, biases, outputs);
         public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim) => _cpu.Rotary(q, heads, k, kvHeads, headDim);
         public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
             int heads, int kvHeads, int headDim, float scale, int slidingWindow) =>
