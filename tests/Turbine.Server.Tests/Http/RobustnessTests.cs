@@ -53,9 +53,12 @@ public sealed class RobustnessTests
         await fx.InitializeAsync();
         try
         {
+            // A client that really drops the connection: by default SocketsHttpHandler would drain up to 1 MB of the
+            // unread response on dispose (to reuse the connection), reading the whole stream instead of leaving.
+            using var leaving = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 });
             using (var request = new HttpRequestMessage(HttpMethod.Post, fx.Url + "/v2/models/ensemble/generate_stream")
                    { Content = Body("""{"text_input": "In the beginning", "max_tokens": 1000, "end_id": -1, "stream": true}""") })
-            using (var response = await fx.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+            using (var response = await leaving.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
             {
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
                 var stream = await response.Content.ReadAsStreamAsync();
