@@ -18,11 +18,8 @@ public sealed class GenerateHandler(ModelRegistry registry, ServerOptions option
     /// <summary>Runs one generate or generate_stream request.</summary>
     public async Task Handle(HttpContext context, string model, string? version, bool stream)
     {
-        var m = registry.Find(model, version);
-        if (lifetime.IsStopping)
-            throw new InferenceException(InferenceError.Unavailable, "the server is shutting down");
-        if (m.State != ModelState.Ready)
-            throw new InferenceException(InferenceError.Unavailable, $"Request for unknown model: '{m.Name}' has no available versions");
+        var m = registry.FindReady(model, version);
+        lifetime.ThrowIfStopping();
         var body = await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes);
         using var document = HttpIo.ParseObject(body);
         var request = ParseRequest(m, document.RootElement, stream);

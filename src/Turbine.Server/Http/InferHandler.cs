@@ -14,11 +14,8 @@ public sealed class InferHandler(ModelRegistry registry, ServerOptions options, 
     /// <summary>Runs one inference and writes its response.</summary>
     public async Task Handle(HttpContext context, string model, string? version)
     {
-        var m = registry.Find(model, version);
-        if (lifetime.IsStopping)
-            throw new InferenceException(InferenceError.Unavailable, "the server is shutting down");
-        if (m.State != ModelState.Ready)
-            throw new InferenceException(InferenceError.Unavailable, $"Request for unknown model: '{m.Name}' has no available versions");
+        var m = registry.FindReady(model, version);
+        lifetime.ThrowIfStopping();
         var body = await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes);
         int jsonLength = body.Length;
         if (context.Request.Headers.TryGetValue(HeaderLength, out var header))

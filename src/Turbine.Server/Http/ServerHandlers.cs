@@ -50,4 +50,11 @@ public sealed class ServerLifetime
 
     /// <summary>Marks the server as stopping.</summary>
     public void BeginStopping() => _stopping = true;
+
+    /// <summary>Refuses new inference with 503 once shutdown began.</summary>
+    public void ThrowIfStopping()
+    {
+        if (_stopping)
+            throw new InferenceException(InferenceError.Unavailable, "the server is shutting down");
+    }
 }

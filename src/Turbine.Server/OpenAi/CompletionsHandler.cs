@@ -21,8 +21,7 @@ public sealed class CompletionsHandler(OpenAiModels models, ServerOptions option
     /// <summary>Runs one request.</summary>
     public async Task Handle(HttpContext context, bool chat)
     {
-        if (lifetime.IsStopping)
-            throw new InferenceException(InferenceError.Unavailable, "the server is shutting down");
+        lifetime.ThrowIfStopping();
         using var document = HttpIo.ParseObject(await HttpIo.ReadBodyAsync(context, options.MaxRequestBodyBytes));
         var request = CompletionRequest.Parse(document.RootElement, chat);
         var (modelId, model) = models.Resolve(request.Model);
