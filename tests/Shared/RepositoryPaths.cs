@@ -1,4 +1,4 @@
-namespace Turbine.Cli.Tests;
+namespace Turbine.Tests;
 
 /// <summary>Locates committed fixtures from the test binary's folder.</summary>
 internal static class RepositoryPaths
