@@ -260,7 +260,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
         finally
         {
-            FailAll(_fault is null ? FinishReason.Cancelled : FinishReason.Cancelled);
+            CancelAll();
         }
     }
 
@@ -418,8 +418,12 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             return false;
         // Worst case each beam needs a new block to grow into and a copy of a shared one.
         while (_kv.FreeBlocks < 2 * width)
-            if (!PreemptNewestOutsideStep(r))
+        {
+            var victim = NewestOutsideStep(except: r);
+            if (victim is null)
                 return false;
+            Preempt(victim);
+        }
         int firstRow = _batch.LogitRowCount;
         for (int b = 0; b < width; b++)
         {
@@ -435,15 +439,13 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         return true;
     }
 
-    private bool PreemptNewestOutsideStep(RequestState keep)
+    /// <summary>The newest running request not in this step (other than <paramref name="except"/>): the one to preempt.</summary>
+    private RequestState? NewestOutsideStep(RequestState? except = null)
     {
         for (int i = _running.Count - 1; i >= 0; i--)
-            if (_running[i] != keep && !InStep(_running[i]))
-            {
-                Preempt(_running[i]);
-                return true;
-            }
-        return false;
+            if (_running[i] != except && !InStep(_running[i]))
+                return _running[i];
+        return null;
     }
 
     /// <summary>Blocks for <paramref name="tokens"/> tokens of <paramref name="r"/>, preempting newer requests not in this step if needed.</summary>
@@ -451,10 +453,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     {
         while (!_kv.TryReserve(r.Blocks, tokens))
         {
-            RequestState? victim = null;
-            for (int i = _running.Count - 1; i >= 0 && victim is null; i--)
-                if (!InStep(_running[i]))
-                    victim = _running[i];
+            var victim = NewestOutsideStep();
             if (victim is null)
                 return false;
             Preempt(victim);
@@ -696,17 +695,17 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         r.Outputs.Writer.TryComplete();
     }
 
-    private void FailAll(FinishReason reason)
+    private void CancelAll()
     {
         foreach (var r in _running.ToArray())
         {
-            r.Finish = reason;
+            r.Finish = FinishReason.Cancelled;
             Finish(r);
         }
         DrainIncoming();
         foreach (var r in _waiting)
         {
-            r.Finish = reason;
+            r.Finish = FinishReason.Cancelled;
             Emit(r, final: true);
         }
         _waiting.Clear();
