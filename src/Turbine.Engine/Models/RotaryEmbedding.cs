@@ -22,7 +22,8 @@ public sealed class RotaryEmbedding
         _rope = rope;
         _dim = headDim;
         _maxPositions = maxPositionEmbeddings;
-        _invFreq = InverseFrequencies(rope.Theta);
+        _invFreq = new double[headDim / 2];
+        InverseFrequencies(rope.Theta, _invFreq);
         if (rope.Type == RopeScalingType.Llama3)
             ApplyLlama3(_invFreq, rope, maxPositionEmbeddings);
         else if (rope.Type == RopeScalingType.Linear)
@@ -49,7 +50,8 @@ public sealed class RotaryEmbedding
             // transformers: base' = base * ((factor * len / max) - (factor - 1)) ^ (dim / (dim - 2)).
             double f = _rope.Factor;
             double theta = _rope.Theta * Math.Pow(f * sequenceLength / _maxPositions - (f - 1), _dim / (double)(_dim - 2));
-            var inv = InverseFrequencies(theta);
+            Span<double> inv = stackalloc double[half];
+            InverseFrequencies(theta, inv);
             for (int t = 0; t < positions.Length; t++)
                 for (int i = 0; i < half; i++)
                 {
@@ -91,12 +93,10 @@ public sealed class RotaryEmbedding
         _tablePositions = n;
     }
 
-    private double[] InverseFrequencies(double theta)
+    private void InverseFrequencies(double theta, Span<double> inv)
     {
-        var inv = new double[_dim / 2];
         for (int i = 0; i < inv.Length; i++)
             inv[i] = 1.0 / Math.Pow(theta, 2.0 * i / _dim);
-        return inv;
     }
 
     private static void ApplyLlama3(double[] invFreq, RopeScaling rope, int maxPositionEmbeddings)
