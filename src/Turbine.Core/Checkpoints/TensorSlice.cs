@@ -37,9 +37,6 @@ public readonly unsafe struct TensorSlice
     /// <summary>Number of elements.</summary>
     public long ElementCount => ByteLength / DType.SizeOf();
 
-    /// <summary>The bytes as a span (tensors over 2 GiB must be read through <see cref="Data"/>).</summary>
-    public ReadOnlySpan<byte> Bytes => new(Data, checked((int)ByteLength));
-
     /// <summary>The shape as text, e.g. [4096, 4096].</summary>
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }

@@ -55,8 +55,6 @@ public sealed class KvCacheManager
     public int CachedBlocks { get; private set; }
     /// <summary>Prompt blocks found in the cache, since start.</summary>
     public long ReuseHits { get; private set; }
-    /// <summary>Full prompt blocks that had to be computed although reuse was on, since start.</summary>
-    public long ReuseMisses { get; private set; }
 
     /// <summary>Blocks needed to hold <paramref name="tokens"/> tokens.</summary>
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
@@ -112,7 +110,6 @@ public sealed class KvCacheManager
                 _parent[block] = parent;
                 chunk.CopyTo(_tokens.AsSpan(block * BlockSize, BlockSize));
                 _registered[block] = true;
-                ReuseMisses++;
             }
             parent = block;
             parentHash = h;
