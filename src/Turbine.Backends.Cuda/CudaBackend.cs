@@ -10,7 +10,7 @@ namespace Turbine.Backends.Cuda;
 /// a paged KV cache in device memory, kernels compiled by NVRTC for the device, GEMV kernels for steps of few rows
 /// and cuBLAS tensor-core GEMMs for many. Every call is queued on one stream; <see cref="Download"/> waits for it.
 /// </summary>
-public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
+public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 {
     // Rows one GEMV launch handles (the largest kernel instance).
     private const int GemvRows = 8;
@@ -551,7 +551,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         if (rows <= 0)
             return;
         if ((long)rows * width > logits.Length)
@@ -575,7 +575,7 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
     public void Download(DeviceBuffer source, Span<float> destination)
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         if (destination.Length > source.Length)
             throw new ArgumentException("destination is longer than the buffer", nameof(destination));
         _activeProfiler?.Begin("download");
@@ -585,6 +585,9 @@ public sealed unsafe class CudaBackend : IComputeBackend, IDeviceMemory
         _device.Synchronize();
         _profiler?.Harvest();
     }
+
+    // The step's forward pass ends where its logits are read: everything queued for it is launched.
+    private void EndStepBody() => FlushLinears();
 
     private ForwardBatch Step => _batch ?? throw new InvalidOperationException("BeginStep must be called before the step's operations");
 

@@ -51,7 +51,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         MakeCurrent();
         Driver.Check(Driver.cuStreamCreate(&stream, Driver.StreamNonBlocking), "cuStreamCreate");
         Stream = stream;
-        var cubin = KernelCompiler.Compile(KernelCompiler.Source("turbine.cu"), "turbine.cu", major, minor, cacheDirectory);
+        var cubin = KernelCompiler.Compile(KernelCompiler.ModuleSource(), "turbine.cu", major, minor, cacheDirectory);
         nint module;
         fixed (byte* image = cubin)
             Driver.Check(Driver.cuModuleLoadData(&module, image), "cuModuleLoadData (turbine.cu)");

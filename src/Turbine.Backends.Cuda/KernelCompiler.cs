@@ -12,13 +12,30 @@ namespace Turbine.Backends.Cuda;
 /// </summary>
 internal static unsafe class KernelCompiler
 {
+    private const string Prefix = "Turbine.Backends.Cuda.Kernels.";
+
     /// <summary>The embedded source <paramref name="file"/> (e.g. "turbine.cu").</summary>
     public static string Source(string file)
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Turbine.Backends.Cuda.Kernels." + file)
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(Prefix + file)
             ?? throw new CudaException($"kernel source {file} is not embedded in {Assembly.GetExecutingAssembly().GetName().Name}");
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// The module's whole source: turbine.cu (types and helpers every kernel uses) followed by the other embedded .cu
+    /// files in name order, compiled as one module.
+    /// </summary>
+    public static string ModuleSource()
+    {
+        var sources = new StringBuilder(Source("turbine.cu"));
+        var others = Assembly.GetExecutingAssembly().GetManifestResourceNames()
+            .Where(n => n.StartsWith(Prefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal) && n != Prefix + "turbine.cu")
+            .Order(StringComparer.Ordinal);
+        foreach (var name in others)
+            sources.Append('\n').Append(Source(name[Prefix.Length..]));
+        return sources.ToString();
     }
 
     /// <summary>CUBIN of <paramref name="source"/> for sm_<paramref name="major"/><paramref name="minor"/>, from the cache when present.</summary>
