@@ -12,7 +12,7 @@ internal static unsafe class Ops
 {
     public static int Run()
     {
-        using var cuda = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { KvCacheBf16 = false });
+        using var cuda = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { KvCache = CudaKvCacheType.F32 });
         using var cpu = new CpuBackend(0);
         int failures = 0;
         foreach (var (tokens, cached, heads, kvHeads, hd, hidden, inter) in new[]

@@ -11,7 +11,8 @@ using Turbine.Engine.Models;
 // The CUDA backend on a GPU machine (run by tools/gpu/check_cuda.sh):
 //   ops                                           every backend operation on random inputs against the CPU backend
 //   fixtures [--device cpu|tee] DIR...            greedy ids and last logits of tests/fixtures/models/* against reference.json
-//   teacher --model DIR --ids FILE --out PREFIX   teacher-forced logits of int32 ids, by one prefill step and by decode steps
+//   teacher --model DIR --ids FILE --out PREFIX [--batch B]   teacher-forced logits of int32 ids, by one prefill step and by decode
+//                                                 steps of B identical sequences (B > 8 takes the GEMM path; the last one's logits are kept)
 //   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
 //   profile --model DIR [--batch 1] [--context 128] [--steps 16]              per-operation time of decode steps (CUDA events)
 if (args.Length == 0)
@@ -32,7 +33,7 @@ return args[0] switch
 {
     "fixtures" => await Fixtures(positional, named.GetValueOrDefault("device", "cuda")),
     "ops" => Turbine.Bench.Cuda.Ops.Run(),
-    "teacher" => Teacher(named["model"], named["ids"], named["out"]),
+    "teacher" => Teacher(named["model"], named["ids"], named["out"], Int("batch", 1)),
     "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
     "profile" => Profile(named["model"], Int("batch", 1), Int("context", 128), Int("steps", 16)),
     _ => 2,
@@ -98,7 +99,7 @@ static async Task<int> Fixtures(List<string> dirs, string device)
     return failures == 0 ? 0 : 1;
 }
 
-static int Teacher(string model, string idsPath, string outPrefix)
+static int Teacher(string model, string idsPath, string outPrefix, int batchSize)
 {
     var bytes = File.ReadAllBytes(idsPath);
     var ids = MemoryMarshal.Cast<byte, int>(bytes).ToArray();
@@ -106,13 +107,14 @@ static int Teacher(string model, string idsPath, string outPrefix)
     using var backend = new CudaBackend();
     Console.WriteLine($"device: {backend.DeviceDescription}; options: {backend.Options}");
     var load = Stopwatch.StartNew();
-    using var decoder = Decoder.Load(model, backend, new DecoderLimits(n, 1, n));
+    using var decoder = Decoder.Load(model, backend, new DecoderLimits(Math.Max(n, batchSize), batchSize, Math.Max(n, batchSize)));
     Console.WriteLine($"loaded {backend.WeightBytes / 1e9:F2} GB of weights in {load.Elapsed.TotalSeconds:F1} s");
     int vocab = decoder.Config.VocabSize;
     const int blockSize = 16;
     int blockCount = (n + blockSize - 1) / blockSize;
-    using var storage = backend.AllocateKvCache(decoder.KvShape(blockCount, blockSize));
-    var table = Enumerable.Range(0, blockCount).ToArray();
+    using var storage = backend.AllocateKvCache(decoder.KvShape(blockCount * batchSize, blockSize));
+    var tables = Enumerable.Range(0, batchSize).Select(s => Enumerable.Range(s * blockCount, blockCount).ToArray()).ToArray();
+    var table = tables[0];
     var batch = decoder.CreateBatch();
 
     var all = new float[(long)n * vocab];
@@ -121,13 +123,15 @@ static int Teacher(string model, string idsPath, string outPrefix)
     decoder.Forward(batch, storage, all);
     File.WriteAllBytes(outPrefix + ".prefill.f32", MemoryMarshal.AsBytes(all.AsSpan()).ToArray());
 
-    var row = new float[vocab];
+    // Decode steps replay CUDA graphs from the third step on, so this also checks graph replay against transformers.
+    var rows = new float[(long)batchSize * vocab];
     for (int i = 0; i < n; i++)
     {
         batch.Clear();
-        batch.Add(ids.AsSpan(i, 1), i, table, blockSize);
-        decoder.Forward(batch, storage, row);
-        row.CopyTo(all.AsSpan(i * vocab, vocab));
+        for (int s = 0; s < batchSize; s++)
+            batch.Add(ids.AsSpan(i, 1), i, tables[s], blockSize);
+        decoder.Forward(batch, storage, rows);
+        rows.AsSpan((batchSize - 1) * vocab, vocab).CopyTo(all.AsSpan(i * vocab, vocab));
     }
     File.WriteAllBytes(outPrefix + ".decode.f32", MemoryMarshal.AsBytes(all.AsSpan()).ToArray());
     Console.WriteLine($"wrote {outPrefix}.prefill.f32 and {outPrefix}.decode.f32 ({n} × {vocab})");

@@ -9,6 +9,7 @@ namespace Turbine.Backends.Cuda;
 /// The decoder's operations on an NVIDIA GPU: weights uploaded once in their checkpoint dtype, float32 activations,
 /// a paged KV cache in device memory, kernels compiled by NVRTC for the device, GEMV kernels for steps of few rows
 /// and cuBLAS tensor-core GEMMs for many. Every call is queued on one stream; <see cref="Download"/> waits for it.
+/// Decode steps are captured as CUDA graphs, one per batch size, and replayed: see <see cref="CudaBackendOptions.Graphs"/>.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 {
@@ -18,6 +19,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // Query tokens of one sequence that share each staged key tile in steps with prompt chunks.
     private const int QueryTile = 4;
     private const int MaxHeadDim = 256;
+    // Key splits of one attention launch at most (decode of small batches: batch 1 of 8 head groups wants 66).
+    private const int MaxSplits = 64;
+    private const long CublasWorkspaceBytes = 32L << 20;
 
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;
@@ -36,9 +40,22 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private int _rowsCapacity;
     private int _maxContext;
 
-    private ulong _gemmIn, _gemmOut, _partial, _ids;
-    private long _gemmInBytes, _gemmOutBytes, _partialBytes, _idsBytes;
+    private ulong _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace;
+    private long _gemmInBytes, _gemmOutBytes, _partialBytes, _idsBytes, _countersBytes, _flagBytes;
     private nint _cublas;
+
+    // RoPE queued for the next Attention, which applies it while writing k to the cache (one launch instead of two).
+    private bool _rotaryPending;
+    private ulong _rotaryQ, _rotaryK;
+    private int _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim;
+
+    // Decode-step graphs: keyed by (tokens, sequences, logit rows); valid while no buffer they use was reallocated.
+    private readonly Dictionary<(int, int, int), StepGraph> _graphs = [];
+    private readonly Dictionary<(int, int, int), long> _eagerSteps = [];
+    private StepMode _mode;
+    private (int, int, int) _stepKey;
+    private ulong _fingerprint;
+    private long _memoryEpoch;
     private readonly HashSet<nint> _sharedRaised = [];
 
     // Linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one GEMV
@@ -65,8 +82,12 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _options = options ?? new CudaBackendOptions().FromEnvironment();
         _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
         _arena = new WeightArena(_device);
-        // A buffer freed with a linear still queued would be written after it is gone.
-        _device.BeforeFree = FlushLinears;
+        // A buffer freed with work still queued would be written after it is gone, and a graph would keep its address.
+        _device.BeforeFree = () =>
+        {
+            Flush();
+            _memoryEpoch++;
+        };
         Profiling = _options.Profile;
     }
 
@@ -137,7 +158,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public void Synchronize()
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         _device.Synchronize();
         _profiler?.Harvest();
     }
@@ -166,6 +187,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         }
         var pointer = _arena.Allocate(tensor.ByteLength, $"{tensor.Name} {tensor.ShapeText}");
         Copy(pointer, tensor.Data, tensor.ByteLength, tensor.Name);
+        if (tensor.DType == DType.BF16 && _options.Gemm == CudaGemmPrecision.F16)
+        {
+            ToHalf(pointer, tensor.ByteLength / 2, tensor.Name);
+            return new CudaWeight(DType.F16, tensor.Shape, pointer);
+        }
         return new CudaWeight(tensor.DType, tensor.Shape, pointer);
     }
 
@@ -177,6 +203,20 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _device.Synchronize();
     }
 
+    // Rewrites count bf16 values at pointer as f16 in place; refuses a tensor with a value beyond f16's range.
+    private void ToHalf(ulong pointer, long count, string name)
+    {
+        Grow(ref _flag, ref _flagBytes, sizeof(int), "a flag", zero: true);
+        ulong flag = _flag;
+        void** args = stackalloc void*[] { &pointer, &count, &flag };
+        Run("bf16_to_f16", Blocks(count), 1, 1, 256, 1, 0, args);
+        int overflow;
+        Driver.Check(Driver.cuMemcpyDtoHAsync(&overflow, _flag, sizeof(int), _device.Stream), "reading the f16 overflow flag");
+        _device.Synchronize();
+        if (overflow != 0)
+            throw new CudaException($"{name} has values beyond float16's range (±65504): TURBINE_CUDA_GEMM=f16 cannot hold this checkpoint; use split or single");
+    }
+
     /// <inheritdoc />
     public DeviceBuffer Allocate(long floats) => new CudaBuffer(_device, floats);
 
@@ -185,19 +225,19 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     {
         if (shape.HeadDim % 4 != 0 || shape.HeadDim > MaxHeadDim)
             throw new NotSupportedException($"the CUDA attention kernel needs a head width divisible by 4 and at most {MaxHeadDim}, not {shape.HeadDim}");
-        return new CudaKvCache(_device, shape, _options.KvCacheBf16);
+        return new CudaKvCache(_device, shape, _options.KvCache);
     }
 
     /// <inheritdoc />
     public void BeginStep(ForwardBatch batch)
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         // The staging memory is rewritten below: the previous step's copies out of it must be done.
         _device.Synchronize();
         _profiler?.Harvest();
         _batch = batch;
-        int t = batch.TokenCount, s = batch.SequenceCount, half = batch.RotaryHalfDim;
+        int t = batch.TokenCount, s = batch.SequenceCount, half = batch.RotaryHalfDim, rows = batch.LogitRowCount;
         int tables = 0, longestQuery = 0;
         _maxContext = 0;
         for (int i = 0; i < s; i++)
@@ -206,6 +246,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             _maxContext = Math.Max(_maxContext, batch.Sequences[i].ContextLength);
             longestQuery = Math.Max(longestQuery, batch.Sequences[i].QueryLength);
         }
+        // Fixed-size parts first: in steps of the same shape every kernel argument then stays the same, as graphs need.
         long off = 0;
         _tokensOff = Take(ref off, t * 4L);
         _slotsOff = Take(ref off, t * 4L);
@@ -213,17 +254,17 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _cosOff = Take(ref off, (long)t * half * 4);
         _sinOff = Take(ref off, (long)t * half * 4);
         _seqsOff = Take(ref off, s * 16L);
-        _tablesOff = Take(ref off, tables * 4L);
-        _tilesOff = Take(ref off, (t / QueryTile + s) * 8L);
-        long stepBytes = off;
         _rowsCapacity = Math.Max(batch.LogitRows.Length, 1);
         _rowsOff = Take(ref off, _rowsCapacity * 4L);
+        _tablesOff = Take(ref off, tables * 4L);
+        _tilesOff = Take(ref off, (t / QueryTile + s) * 8L);
         EnsureStaging(off);
 
         batch.Tokens.AsSpan(0, t).CopyTo(new Span<int>(_staging + _tokensOff, t));
         batch.Slots.AsSpan(0, t).CopyTo(new Span<int>(_staging + _slotsOff, t));
         batch.Cos.AsSpan(0, t * half).CopyTo(new Span<float>(_staging + _cosOff, t * half));
         batch.Sin.AsSpan(0, t * half).CopyTo(new Span<float>(_staging + _sinOff, t * half));
+        batch.LogitRows.AsSpan(0, rows).CopyTo(new Span<int>(_staging + _rowsOff, rows));
         var tokSeq = new Span<int>(_staging + _tokSeqOff, t);
         var seqs = new Span<int>(_staging + _seqsOff, 4 * s);
         var table = new Span<int>(_staging + _tablesOff, tables);
@@ -255,15 +296,58 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
                 }
             }
         }
-        Driver.Check(Driver.cuMemcpyHtoDAsync(_meta, _staging, (nuint)stepBytes, _device.Stream), "uploading the step's metadata");
+        Driver.Check(Driver.cuMemcpyHtoDAsync(_meta, _staging, (nuint)off, _device.Stream), "uploading the step's metadata");
+        if (longestQuery == 1)
+            BeginDecodeGraph((t, s, rows));
     }
+
+    // A decode step replays its shape's graph when one was captured since the last reallocation, is captured when the
+    // shape already ran once eagerly (so every buffer it needs has grown), and runs eagerly otherwise.
+    private void BeginDecodeGraph((int, int, int) key)
+    {
+        if (!_options.Graphs || _activeProfiler is not null)
+            return;
+        _stepKey = key;
+        _fingerprint = FingerprintSeed;
+        if (_graphs.TryGetValue(key, out var graph) && graph.Epoch == _memoryEpoch)
+        {
+            _mode = StepMode.Replaying;
+            return;
+        }
+        if (_eagerSteps.TryGetValue(key, out long epoch) && epoch == _memoryEpoch)
+        {
+            Driver.Check(Driver.cuStreamBeginCapture(_device.Stream, Driver.CaptureModeThreadLocal), "cuStreamBeginCapture");
+            _mode = StepMode.Capturing;
+            return;
+        }
+        _eagerSteps[key] = _memoryEpoch;
+    }
+
+    // Mixes an operation and its arguments into the step's fingerprint while a graph is captured or replayed, and says
+    // whether the operation is to be skipped (replaying: the graph already holds its launches).
+    private bool Replayed(int operation, ulong a, ulong b = 0, long c = 0)
+    {
+        if (_mode == StepMode.Eager)
+            return false;
+        ulong h = _fingerprint;
+        h = (h ^ (ulong)operation) * FingerprintPrime;
+        h = (h ^ a) * FingerprintPrime;
+        h = (h ^ b) * FingerprintPrime;
+        _fingerprint = (h ^ (ulong)c) * FingerprintPrime;
+        return _mode == StepMode.Replaying;
+    }
+
+    private const ulong FingerprintSeed = 14695981039346656037UL;
+    private const ulong FingerprintPrime = 1099511628211UL;
 
     /// <inheritdoc />
     public void Embed(DeviceWeight table, DeviceBuffer y)
     {
-        FlushLinears();
-        var batch = Step;
         var w = (CudaWeight)table;
+        if (Replayed(1, w.Pointer, Ptr(y)))
+            return;
+        Flush();
+        var batch = Step;
         ulong tablePtr = w.Pointer, tokens = _meta + (ulong)_tokensOff, yp = Ptr(y);
         int width = (int)w.Shape[1];
         void** args = stackalloc void*[] { &tablePtr, &tokens, &yp, &width };
@@ -281,8 +365,10 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 
     private void Norm(ulong x, ulong delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
     {
-        FlushLinears();
         var w = (CudaWeight)weight;
+        if (Replayed(2, x ^ (delta << 1), w.Pointer ^ (Ptr(y) << 1), rows))
+            return;
+        Flush();
         ulong wp = w.Pointer, yp = Ptr(y);
         int width = (int)w.Shape[0];
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
@@ -300,6 +386,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         var w = (CudaWeight)weight;
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
         ulong xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
+        if (Replayed(3, xp ^ (w.Pointer << 1), yp ^ (bp << 1), rows))
+            return;
+        FlushRotary();
         if (_pendingCount > 0 && (_pendingX != xp || _pendingRows != rows || _pendingK != k || _pendingType != w.DType || _pendingCount == 3
             || Queued(yp)))
             FlushLinears();
@@ -312,7 +401,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _pending.Bias[at] = bp;
         _pending.Output[at] = yp;
         _pending.End[at] = (at == 0 ? 0 : _pending.End[at - 1]) + n;
-        if (!_options.FuseLinears)
+        if (!_options.Fuse)
             FlushLinears();
     }
 
@@ -325,8 +414,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     }
 
     // Launches the queued linears: GEMV kernels 8 rows of the input a launch; cuBLAS for more rows, as one GEMM when
-    // the weights lie back to back in memory (the arena places q, k, v and gate, up so), else one GEMM each.
-    private void FlushLinears()
+    // the weights lie back to back in memory (the arena places q, k, v and gate, up so), else one GEMM each. With
+    // swiglu set, the two queued linears are gate and up and silu(gate) * up goes to swiglu in the same pass.
+    private void FlushLinears() => FlushLinears(0);
+
+    private void FlushLinears(ulong swiglu)
     {
         int count = _pendingCount;
         if (count == 0)
@@ -349,8 +441,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
                 stacked &= parts.Weight[i] == parts.Weight[i - 1] + (ulong)((parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2])) * k * size);
             if (stacked)
             {
-                _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked)");
-                Gemm(_pendingType, k, _pendingX, rows, parts, count);
+                _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked{(swiglu != 0 ? ", swiglu" : "")})");
+                Gemm(_pendingType, k, _pendingX, rows, parts, count, swiglu);
                 _activeProfiler?.End();
                 return;
             }
@@ -362,9 +454,16 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
                 one.Output[0] = parts.Output[i];
                 one.End[0] = one.End[1] = one.End[2] = parts.End[i] - (i == 0 ? 0 : parts.End[i - 1]);
                 _activeProfiler?.Begin($"linear {one.End[0]}x{k} gemm");
-                Gemm(_pendingType, k, _pendingX, rows, one, 1);
+                Gemm(_pendingType, k, _pendingX, rows, one, 1, 0);
                 _activeProfiler?.End();
             }
+            if (swiglu != 0)
+                LaunchSiluMul(parts.Output[0], parts.Output[1], swiglu, (long)rows * parts.End[0]);
+            return;
+        }
+        if (swiglu != 0)
+        {
+            GemvSwiGlu(parts, k, rows, swiglu);
             return;
         }
         int chunk = 0;
@@ -387,17 +486,37 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _activeProfiler?.End();
     }
 
+    // Gate and up GEMVs with SwiGLU, 8 rows of the input a launch.
+    private void GemvSwiGlu(LinearParts parts, int k, int rows, ulong swiglu)
+    {
+        int n = parts.End[0], chunk = 0;
+        ulong gw = parts.Weight[0], uw = parts.Weight[1], xr = 0, gate = 0, up = 0, y = 0;
+        var fn = $"gemv_swiglu_{Suffix(_pendingType)}_";
+        void** args = stackalloc void*[] { &gw, &uw, &xr, &k, &chunk, &n, &gate, &up, &y };
+        _activeProfiler?.Begin($"linear {2 * n}x{k} gemv (2 fused, swiglu)");
+        for (int r = 0; r < rows; r += GemvRows)
+        {
+            chunk = Math.Min(GemvRows, rows - r);
+            int m = chunk == 1 ? 1 : chunk == 2 ? 2 : chunk <= 4 ? 4 : 8;
+            long at = (long)r * n * 4;
+            xr = _pendingX + (ulong)((long)r * k * 4);
+            (gate, up, y) = (parts.Output[0] + (ulong)at, parts.Output[1] + (ulong)at, swiglu + (ulong)at);
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+        }
+        _activeProfiler?.End();
+    }
+
     // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), then the epilogue that adds the lo
-    // half, the biases and scatters the columns to each part's output; a lone part without bias or lo half is written
-    // in place.
-    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count)
+    // half, the biases and scatters the columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a
+    // lone part without bias or lo half is written in place.
+    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count, ulong swiglu)
     {
         EnsureCublas();
         int n = parts.End[2];
         long outCount = (long)rows * n;
         float one = 1f, zero = 0f;
-        int halves = dtype != DType.F32 && _options.SplitGemmActivations ? 2 : 1;
-        bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0;
+        int halves = dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+        bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0 && swiglu == 0;
         if (!direct)
             Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
         ulong output = direct ? parts.Output[0] : _gemmOut, weight = parts.Weight[0];
@@ -424,6 +543,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         if (direct)
             return;
         int two = halves - 1;
+        if (swiglu != 0)
+        {
+            ulong gate = parts.Output[0], up = parts.Output[1];
+            int width = parts.End[0];
+            void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width };
+            Run("swiglu_epilogue", Blocks((long)rows * width), 1, 1, 256, 1, 0, glu);
+            return;
+        }
         void** args = stackalloc void*[] { &output, &two, &parts, &rows };
         Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
     }
@@ -431,48 +558,90 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
-        FlushLinears();
-        var batch = Step;
-        int half = batch.RotaryHalfDim;
-        ulong qp = Ptr(q), kp = Ptr(k), cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
+        ulong qp = Ptr(q), kp = Ptr(k);
+        if (Replayed(4, qp, kp, heads))
+            return;
+        Flush();
+        _ = Step;
+        (_rotaryQ, _rotaryK, _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim) = (qp, kp, heads, kvHeads, headDim);
+        _rotaryPending = true;
+        if (!_options.Fuse)
+            FlushRotary();
+    }
+
+    // Launches a queued RoPE on its own (the next operation is not the attention that would have applied it).
+    private void FlushRotary()
+    {
+        if (!_rotaryPending)
+            return;
+        _rotaryPending = false;
+        int half = Step.RotaryHalfDim, heads = _rotaryHeads, kvHeads = _rotaryKvHeads, headDim = _rotaryHeadDim;
+        ulong qp = _rotaryQ, kp = _rotaryK, cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
         void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half };
         _activeProfiler?.Begin("rope");
-        Run("rope", (uint)batch.TokenCount, 1, 1, 256, 1, 0, args);
+        Run("rope", (uint)Step.TokenCount, 1, 1, 256, 1, 0, args);
         _activeProfiler?.End();
+    }
+
+    // Everything queued is launched before an operation that is not fused with it.
+    private void Flush()
+    {
+        FlushLinears();
+        FlushRotary();
     }
 
     /// <inheritdoc />
     public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
         int heads, int kvHeads, int headDim, float scale, int slidingWindow)
     {
+        var kv = (CudaKvCache)cache;
+        ulong qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output);
+        if (Replayed(5, kv.Keys(layer) ^ (qp << 1), kp ^ (vp << 1) ^ (op << 2), slidingWindow))
+            return;
         FlushLinears();
         var batch = Step;
-        var kv = (CudaKvCache)cache;
         if (heads % kvHeads != 0)
             throw new ArgumentException($"{heads} query heads are not a multiple of {kvHeads} KV heads");
-        int tokens = batch.TokenCount, kvDim = kvHeads * headDim;
-        string type = kv.Bf16 ? "bf16" : "f32";
-        ulong kp = Ptr(k), vp = Ptr(v), slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
-        _activeProfiler?.Begin("kv_write");
-        void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
-        Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
-        _activeProfiler?.End();
+        int tokens = batch.TokenCount, kvDim = kvHeads * headDim, half = batch.RotaryHalfDim;
+        string type = kv.Suffix;
+        ulong slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
+        if (_rotaryPending && _rotaryQ == qp && _rotaryK == kp && _rotaryHeads == heads && _rotaryKvHeads == kvHeads && _rotaryHeadDim == headDim)
+        {
+            _rotaryPending = false;
+            ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
+            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half };
+            _activeProfiler?.Begin("rope + kv_write");
+            Run("rope_kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, fused);
+            _activeProfiler?.End();
+        }
+        else
+        {
+            FlushRotary();
+            _activeProfiler?.Begin("kv_write");
+            void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
+            Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
+            _activeProfiler?.End();
+        }
 
         int group = heads / kvHeads;
         int wpb = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
-        int gridX = _tileCount > 0 ? _tileCount : tokens;
-        long blocks = (long)gridX * (heads / wpb);
-        int tiles = Math.Max(1, (_maxContext + KeyTile - 1) / KeyTile);
-        // Few blocks (decode of small batches) leave SMs idle: split each context into key ranges merged afterwards.
+        int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = heads / wpb;
+        long blocks = (long)gridX * gridY;
+        // Few blocks (decode of small batches) leave SMs idle: each context is cut into key splits that the last one
+        // to finish merges. Decode steps take a split count that depends only on their shape (graphs replay it as
+        // contexts grow); prompt steps take no more splits than they have key tiles.
         long target = 4L * _device.Multiprocessors;
-        int splits = blocks >= target ? 1 : (int)Math.Min(tiles, (target + blocks - 1) / blocks);
-        int chunk = (tiles + splits - 1) / splits * KeyTile;
-        splits = Math.Max(1, (_maxContext + chunk - 1) / chunk);
+        int splits = blocks >= target ? 1 : (int)Math.Min(MaxSplits, (target + blocks - 1) / blocks);
+        if (_tileCount > 0)
+            splits = Math.Min(splits, Math.Max(1, (_maxContext + KeyTile - 1) / KeyTile));
         if (splits > 1)
+        {
             Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 2) * 4, "attention partials");
-        ulong qp = Ptr(q), op = Ptr(output), tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff,
-            tables = _meta + (ulong)_tablesOff, tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial;
+            Grow(ref _counters, ref _countersBytes, blocks * 4, "attention split counters", zero: true);
+        }
+        ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff,
+            tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial, counters = _counters;
         int blockSize = kv.Shape.BlockSize;
         int warps = wpb * tokensPerBlock;
         uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headDim) * 4);
@@ -481,16 +650,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &wpb, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow, &chunk,
-            &partial,
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &wpb, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow,
+            &partial, &counters,
         };
         _activeProfiler?.Begin("attention");
-        _device.Launch(fn, "attention_" + type, (uint)gridX, (uint)(heads / wpb), (uint)splits, 32, (uint)warps, shared, args);
-        if (splits > 1)
-        {
-            void** combine = stackalloc void*[] { &partial, &op, &heads, &headDim, &splits };
-            Run("attention_combine", (uint)tokens, (uint)heads, 1, 32, 1, 0, combine);
-        }
+        _device.Launch(fn, "attention_" + type, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
         _activeProfiler?.End();
     }
 
@@ -498,9 +662,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public void CopyKvBlock(KvCacheStorage cache, int source, int destination)
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         var kv = (CudaKvCache)cache;
-        ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (kv.Bf16 ? 2UL : 4UL);
+        ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (ulong)kv.ElementBytes;
         for (int layer = 0; layer < kv.Shape.Layers; layer++)
         {
             Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Keys(layer) + (ulong)destination * block, kv.Keys(layer) + (ulong)source * block, (nuint)block,
@@ -513,8 +677,22 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count)
     {
-        FlushLinears();
         ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
+        if (Replayed(6, g ^ (u << 1), yp, count))
+            return;
+        // Right after the gate and up linears of the same rows: SwiGLU runs in their GEMV or GEMM epilogue.
+        if (_pendingCount == 2 && _pending.Output[0] == g && _pending.Output[1] == u && _pending.Bias[0] == 0 && _pending.Bias[1] == 0
+            && _pending.End[1] == 2 * _pending.End[0] && (long)_pendingRows * _pending.End[0] == count)
+        {
+            FlushLinears(yp);
+            return;
+        }
+        Flush();
+        LaunchSiluMul(g, u, yp, count);
+    }
+
+    private void LaunchSiluMul(ulong g, ulong u, ulong yp, long count)
+    {
         void** args = stackalloc void*[] { &g, &u, &yp, &count };
         _activeProfiler?.Begin("silu_mul");
         Run("silu_mul", Blocks(count), 1, 1, 256, 1, 0, args);
@@ -524,15 +702,24 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y)
     {
-        FlushLinears();
-        _ = Step;
+        ulong xp = Ptr(x), yp = Ptr(y);
+        if (Replayed(7, xp, yp, rows.Length))
+            return;
+        Flush();
+        var batch = Step;
         if (rows.Length == 0)
             return;
         if (rows.Length > _rowsCapacity)
             throw new ArgumentException($"{rows.Length} rows to gather, more than the step's {_rowsCapacity} logit rows", nameof(rows));
-        rows.CopyTo(new Span<int>(_staging + _rowsOff, rows.Length));
-        ulong dRows = _meta + (ulong)_rowsOff, xp = Ptr(x), yp = Ptr(y);
-        Driver.Check(Driver.cuMemcpyHtoDAsync(dRows, _staging + _rowsOff, (nuint)(rows.Length * 4), _device.Stream), "uploading gather rows");
+        // The step's own logit rows were uploaded with its metadata; other rows go up now (never in a graph).
+        if (!rows.SequenceEqual(batch.LogitRows.AsSpan(0, batch.LogitRowCount)))
+        {
+            if (_mode != StepMode.Eager)
+                throw new InvalidOperationException("GatherRows of rows other than the step's logit rows cannot be part of a CUDA graph");
+            rows.CopyTo(new Span<int>(_staging + _rowsOff, rows.Length));
+            Driver.Check(Driver.cuMemcpyHtoDAsync(_meta + (ulong)_rowsOff, _staging + _rowsOff, (nuint)(rows.Length * 4), _device.Stream), "uploading gather rows");
+        }
+        ulong dRows = _meta + (ulong)_rowsOff;
         void** args = stackalloc void*[] { &xp, &dRows, &yp, &width };
         _activeProfiler?.Begin("gather_rows");
         Run("gather_rows", (uint)rows.Length, 1, 1, 256, 1, 0, args);
@@ -586,8 +773,64 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _profiler?.Harvest();
     }
 
-    // The step's forward pass ends where its logits are read: everything queued for it is launched.
-    private void EndStepBody() => FlushLinears();
+    // The step's forward pass ends where its logits are read: everything queued for it is launched, and a graph being
+    // captured is finished and launched, or the replayed one launched.
+    private void EndStepBody()
+    {
+        Flush();
+        var mode = _mode;
+        if (mode == StepMode.Eager)
+            return;
+        _mode = StepMode.Eager;
+        if (mode == StepMode.Capturing)
+        {
+            nint graph, exec;
+            Driver.Check(Driver.cuStreamEndCapture(_device.Stream, &graph), "cuStreamEndCapture (the decode step's graph)");
+            int status = Driver.cuGraphInstantiateWithFlags(&exec, graph, 0);
+            if (status != 0)
+            {
+                Driver.cuGraphDestroy(graph);
+                Driver.Check(status, "cuGraphInstantiateWithFlags");
+            }
+            if (_graphs.Remove(_stepKey, out var stale))
+                stale.Dispose();
+            _graphs[_stepKey] = new StepGraph(graph, exec, _fingerprint, _memoryEpoch);
+        }
+        var step = _graphs[_stepKey];
+        if (step.Fingerprint != _fingerprint)
+        {
+            // Cannot happen while the decoder issues the same operations for the same step shape; if it ever does, the
+            // step's work was skipped, so it fails loudly instead of returning stale logits.
+            DropGraphs();
+            throw new InvalidOperationException("a decode step's operations differ from those captured in its CUDA graph; TURBINE_CUDA_GRAPHS=0 runs without graphs");
+        }
+        Driver.Check(Driver.cuGraphLaunch(step.Exec, _device.Stream), "cuGraphLaunch");
+    }
+
+    private void DropGraphs()
+    {
+        foreach (var graph in _graphs.Values)
+            graph.Dispose();
+        _graphs.Clear();
+        _eagerSteps.Clear();
+    }
+
+    private enum StepMode { Eager, Capturing, Replaying }
+
+    // A captured decode step: the graph, its executable instance, the fingerprint of the operations it holds and the
+    // memory epoch whose buffer addresses it uses.
+    private sealed class StepGraph(nint graph, nint exec, ulong fingerprint, long epoch) : IDisposable
+    {
+        public nint Exec => exec;
+        public ulong Fingerprint => fingerprint;
+        public long Epoch => epoch;
+
+        public void Dispose()
+        {
+            Driver.cuGraphExecDestroy(exec);
+            Driver.cuGraphDestroy(graph);
+        }
+    }
 
     private ForwardBatch Step => _batch ?? throw new InvalidOperationException("BeginStep must be called before the step's operations");
 
@@ -628,18 +871,25 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _staging = (byte*)host;
         _stagingBytes = size;
         Grow(ref _meta, ref _metaBytes, size, "step metadata");
+        _memoryEpoch++;
     }
 
-    private void Grow(ref ulong pointer, ref long capacity, long bytes, string what)
+    private void Grow(ref ulong pointer, ref long capacity, long bytes, string what, bool zero = false)
     {
         if (bytes <= capacity)
             return;
+        // A graph being captured would keep the freed address; shapes are captured only after running once eagerly,
+        // when every buffer they use has its size.
+        if (_mode == StepMode.Capturing)
+            throw new InvalidOperationException($"{what} would grow while a CUDA graph is captured");
         // Freed memory may still be read by queued kernels: wait for them first.
         _device.Synchronize();
         _device.Free(pointer);
         long size = Math.Max(bytes, capacity + capacity / 2);
         pointer = _device.Allocate(size, what);
         capacity = size;
+        if (zero)
+            Driver.Check(Driver.cuMemsetD32Async(pointer, 0, (nuint)(size / 4), _device.Stream), $"clearing {what}");
     }
 
     private void EnsureCublas()
@@ -656,6 +906,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             throw new CudaException("cuBLAS (libcublas.so.13) could not be loaded: put the CUDA 13 libraries on the library path (LD_LIBRARY_PATH)", e);
         }
         Cublas.Check(Cublas.cublasSetStream(handle, _device.Stream), "cublasSetStream");
+        // Our own workspace: split-K algorithms need one, and a graph capture must not allocate.
+        _workspace = _device.Allocate(CublasWorkspaceBytes, "the cuBLAS workspace");
+        Cublas.Check(Cublas.cublasSetWorkspace(handle, _workspace, (nuint)CublasWorkspaceBytes), "cublasSetWorkspace");
         _cublas = handle;
     }
 
@@ -663,15 +916,16 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public void Dispose()
     {
         _device.MakeCurrent();
-        FlushLinears();
+        EndStepBody();
         _device.Synchronize();
+        DropGraphs();
         if (_cublas != 0)
             Cublas.cublasDestroy(_cublas);
         _cublas = 0;
         _profiler?.Dispose();
-        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids })
+        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace })
             _device.Free(p);
-        _meta = _gemmIn = _gemmOut = _partial = _ids = 0;
+        _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = 0;
         if (_staging != null)
             Driver.cuMemFreeHost(_staging);
         _staging = null;

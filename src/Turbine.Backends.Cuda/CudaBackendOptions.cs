@@ -7,16 +7,14 @@ public sealed record CudaBackendOptions
     public int Device { get; init; }
 
     /// <summary>
-    /// KV cache entries in bf16 (half the bytes attention reads) instead of float32. Off by default: on a random
-    /// Llama-3-8B-shaped model bf16 K/V moved the logits 2e-2 (relative L2) from transformers' float32, float32 K/V 1e-4.
+    /// Element type of the KV cache. Float32 by default: on a random Llama-3-8B-shaped model bf16 K/V moved the logits
+    /// 2e-2 (relative L2) from transformers' float32, float32 K/V 1e-4. F16 keeps 3 more mantissa bits than bf16 at half
+    /// float32's bytes.
     /// </summary>
-    public bool KvCacheBf16 { get; init; }
+    public CudaKvCacheType KvCache { get; init; } = CudaKvCacheType.F32;
 
-    /// <summary>
-    /// GEMMs of many rows run on the tensor cores with 16-bit activations. Split rounds each activation to hi + lo
-    /// 16-bit parts and multiplies both (twice the FLOPs, float32-like accuracy); otherwise only hi (bf16 accuracy).
-    /// </summary>
-    public bool SplitGemmActivations { get; init; } = true;
+    /// <summary>How GEMMs of many rows feed the tensor cores (GEMV steps of few rows always use float32 activations).</summary>
+    public CudaGemmPrecision Gemm { get; init; } = CudaGemmPrecision.Split;
 
     /// <summary>
     /// Steps of up to this many rows run through the GEMV kernels (8 rows a launch, float32 activations, weights read
@@ -25,11 +23,18 @@ public sealed record CudaBackendOptions
     public int GemvMaxRows { get; init; } = 8;
 
     /// <summary>
-    /// Consecutive linears of the same input (q, k and v; gate and up) run as one GEMV launch, or as one GEMM when their
-    /// weights lie back to back. On by default: alone, the narrow k/v matrices leave most of the GPU idle (batch 1:
+    /// Operations that follow each other run as one launch: consecutive linears of the same input (q, k and v; gate and
+    /// up) as one GEMV launch or one GEMM over back-to-back weights, SwiGLU inside the gate/up GEMV or GEMM epilogue, and
+    /// RoPE inside the KV-cache write. On by default: alone, the narrow k/v matrices leave most of the GPU idle (batch 1:
     /// 28% of the copy bandwidth; batch 64 on cuBLAS: q, k, v 81 µs a layer apart, 24 µs stacked).
     /// </summary>
-    public bool FuseLinears { get; init; } = true;
+    public bool Fuse { get; init; } = true;
+
+    /// <summary>
+    /// Decode steps (one token per sequence) are captured as a CUDA graph per batch size the second time that size is
+    /// seen and replayed after, so the GPU runs a step's few hundred kernels without launch gaps.
+    /// </summary>
+    public bool Graphs { get; init; } = true;
 
     /// <summary>Where compiled kernels are cached; null: $XDG_CACHE_HOME/turbine/cuda or ~/.cache/turbine/cuda.</summary>
     public string? KernelCacheDirectory { get; init; }
@@ -38,28 +43,35 @@ public sealed record CudaBackendOptions
     public bool Profile { get; init; }
 
     /// <summary>
-    /// These options with TURBINE_CUDA_KV (f32 | bf16), TURBINE_CUDA_GEMM (split | bf16), TURBINE_CUDA_GEMV_ROWS (a count), TURBINE_CUDA_FUSE (0 | 1),
-    /// TURBINE_CUDA_CACHE (a directory) and TURBINE_CUDA_PROFILE (1) applied.
+    /// These options with TURBINE_CUDA_KV (f32 | f16 | bf16), TURBINE_CUDA_GEMM (split | single | f16), TURBINE_CUDA_GEMV_ROWS (a count),
+    /// TURBINE_CUDA_FUSE (0 | 1), TURBINE_CUDA_GRAPHS (0 | 1), TURBINE_CUDA_CACHE (a directory) and TURBINE_CUDA_PROFILE (1) applied.
     /// </summary>
     public CudaBackendOptions FromEnvironment()
     {
         var o = this;
         switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_KV"))
         {
-            case "f32": o = o with { KvCacheBf16 = false }; break;
-            case "bf16": o = o with { KvCacheBf16 = true }; break;
+            case "f32": o = o with { KvCache = CudaKvCacheType.F32 }; break;
+            case "f16": o = o with { KvCache = CudaKvCacheType.F16 }; break;
+            case "bf16": o = o with { KvCache = CudaKvCacheType.BF16 }; break;
         }
         switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_GEMM"))
         {
-            case "split": o = o with { SplitGemmActivations = true }; break;
-            case "bf16": o = o with { SplitGemmActivations = false }; break;
+            case "split": o = o with { Gemm = CudaGemmPrecision.Split }; break;
+            case "single" or "bf16": o = o with { Gemm = CudaGemmPrecision.Single }; break;
+            case "f16": o = o with { Gemm = CudaGemmPrecision.F16 }; break;
+        }
+        switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_GRAPHS"))
+        {
+            case "0": o = o with { Graphs = false }; break;
+            case "1": o = o with { Graphs = true }; break;
         }
         if (int.TryParse(Environment.GetEnvironmentVariable("TURBINE_CUDA_GEMV_ROWS"), out int gemvRows) && gemvRows > 0)
             o = o with { GemvMaxRows = gemvRows };
         switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_FUSE"))
         {
-            case "0": o = o with { FuseLinears = false }; break;
-            case "1": o = o with { FuseLinears = true }; break;
+            case "0": o = o with { Fuse = false }; break;
+            case "1": o = o with { Fuse = true }; break;
         }
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_CACHE") is { Length: > 0 } cache)
             o = o with { KernelCacheDirectory = cache };
@@ -76,4 +88,31 @@ public sealed record CudaBackendOptions
         var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Path.Combine(root, "turbine", "cuda");
     }
+}
+
+/// <summary>Element type of the CUDA backend's KV cache.</summary>
+public enum CudaKvCacheType
+{
+    /// <summary>Float32: exact K/V, twice the bytes attention reads.</summary>
+    F32,
+    /// <summary>IEEE half: 11-bit significands, values beyond ±65504 saturate.</summary>
+    F16,
+    /// <summary>bfloat16: 8-bit significands, float32's range.</summary>
+    BF16,
+}
+
+/// <summary>How the CUDA backend's GEMMs (steps of many rows) turn float32 activations into tensor-core inputs.</summary>
+public enum CudaGemmPrecision
+{
+    /// <summary>
+    /// Each activation as hi + lo 16-bit parts in the weights' type, both multiplied: twice the FLOPs, float32-like accuracy.
+    /// </summary>
+    Split,
+    /// <summary>One 16-bit rounding of the activations in the weights' type (bf16 accuracy for bf16 weights).</summary>
+    Single,
+    /// <summary>
+    /// bf16 weights rewritten as f16 when uploaded (exact for magnitudes 6.1e-5 to 65504; a weight beyond that is an
+    /// error) and one f16 rounding of the activations: 3 more significand bits than bf16 at the same speed.
+    /// </summary>
+    F16,
 }

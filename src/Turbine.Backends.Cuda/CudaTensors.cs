@@ -32,7 +32,7 @@ internal sealed class CudaBuffer(CudaDevice device, long floats) : DeviceBuffer
 
 /// <summary>
 /// K and V of every layer in one device allocation: per layer K then V, each [blocks × blockSize × kvHeads × headDim]
-/// of float32 or bf16.
+/// of float32, f16 or bf16.
 /// </summary>
 internal sealed class CudaKvCache : KvCacheStorage
 {
@@ -40,19 +40,25 @@ internal sealed class CudaKvCache : KvCacheStorage
     private readonly long _layerBytes;
     private ulong _base;
 
-    public CudaKvCache(CudaDevice device, KvCacheShape shape, bool bf16)
+    public CudaKvCache(CudaDevice device, KvCacheShape shape, CudaKvCacheType type)
     {
         _device = device;
         Shape = shape;
-        Bf16 = bf16;
-        _layerBytes = (long)shape.Blocks * shape.BlockSize * shape.SlotWidth * (bf16 ? 2 : 4);
+        Type = type;
+        _layerBytes = (long)shape.Blocks * shape.BlockSize * shape.SlotWidth * ElementBytes;
         _base = device.Allocate(2 * shape.Layers * _layerBytes, $"the KV cache ({shape.Blocks} blocks of {shape.BlockSize} tokens, {shape.Layers} layers)");
     }
 
     public override KvCacheShape Shape { get; }
 
-    /// <summary>Whether entries are bf16 (else float32).</summary>
-    public bool Bf16 { get; }
+    /// <summary>The entries' element type.</summary>
+    public CudaKvCacheType Type { get; }
+
+    /// <summary>Bytes of one entry.</summary>
+    public int ElementBytes => Type == CudaKvCacheType.F32 ? 4 : 2;
+
+    /// <summary>The kernels' name suffix for this element type.</summary>
+    public string Suffix => Type switch { CudaKvCacheType.F16 => "f16", CudaKvCacheType.BF16 => "bf16", _ => "f32" };
 
     public ulong Keys(int layer) => _base + (ulong)(2L * layer * _layerBytes);
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Correctness and speed of the CUDA backend on the GPU machine. Run from the repository root there:
 #   tools/gpu/check_cuda.sh fixtures        operations on random inputs, and tiny fixtures against transformers (greedy ids, last logits)
-#   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint: accuracy, throughput, TTFT, profile
-#   tools/gpu/check_cuda.sh speed           as all, without the bf16 KV / bf16 GEMM variants, and throughput and profile
-#                                           with fused linears off too (TURBINE_CUDA_FUSE=0), for comparison
+#   tools/gpu/check_cuda.sh all             + random Llama-3-8B-shaped bf16 checkpoint (TOKENS=256 teacher positions):
+#                                           accuracy of every precision option, throughput, TTFT, profile
+#   tools/gpu/check_cuda.sh speed           as all, with the default options' accuracy only, plus throughput with fusion off
 #   tools/gpu/check_cuda.sh cli             `turbine run --device cuda` against `--device cpu` on the fixtures; needs
 #                                           .cuda-pack/turbine.tar.xz (pack.sh src/Turbine.Cli/Turbine.Cli.csproj turbine)
 # Needs the self-contained bench published here first (no .NET on the GPU machine):
@@ -43,43 +43,59 @@ $bench ops 2>&1 | tee "$out/ops.log" || status=1
 echo "== fixtures (default options) =="
 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures.log" || status=1
 if [ "$stage" != speed ]; then
-    echo "== fixtures, bf16 KV cache and bf16 GEMM activations =="
-    TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=bf16 $bench fixtures $fixtures 2>&1 | tee "$out/fixtures-bf16.log"
+    echo "== fixtures, graphs off; f16 GEMMs and KV cache; bf16 KV cache and single bf16 GEMM activations =="
+    TURBINE_CUDA_GRAPHS=0 $bench fixtures $fixtures 2>&1 | sed 's/^/graphs-off /' | tee "$out/fixtures-variants.log"
+    TURBINE_CUDA_KV=f16 TURBINE_CUDA_GEMM=f16 $bench fixtures $fixtures 2>&1 | sed 's/^/f16 /' | tee -a "$out/fixtures-variants.log"
+    TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=single $bench fixtures $fixtures 2>&1 | sed 's/^/bf16 /' | tee -a "$out/fixtures-variants.log"
 fi
 [ "$stage" = fixtures ] && exit $status
 
 model=/tmp/llama8b
+tokens=${TOKENS:-256}
 start=$(date +%s)
-PYTHONUNBUFFERED=1 python3 tools/gpu/make_llama8b.py $model 128 2>&1 | tee "$out/make8b.log" || exit 1
+if [ ! -f $model/ref_logits.f32 ] || [ "$(stat -c %s $model/ids.i32)" != $((tokens * 4)) ]; then
+    PYTHONUNBUFFERED=1 python3 tools/gpu/make_llama8b.py $model $tokens 2>&1 | tee "$out/make8b.log" || exit 1
+fi
 echo "checkpoint + reference: $(( $(date +%s) - start )) s"
-echo "== 8B teacher-forced accuracy (default: float32 KV, split GEMM activations) =="
-$bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b 2>&1 | tee "$out/teacher.log"
-python3 tools/gpu/compare_teacher.py $model /tmp/t8b 2>&1 | tee -a "$out/teacher.log" || status=1
+# Teacher-forced accuracy against transformers float32: prefill of all positions in one step, then decode steps of
+# B identical sequences (B 64: the GEMM path; decode steps from the third on replay a CUDA graph).
+teacher() {  # label, batch, env...
+    local label=$1 batch=$2; shift 2
+    echo "== 8B teacher-forced accuracy: $label, decode batch $batch =="
+    env "$@" $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b --batch $batch 2>&1 | tee -a "$out/teacher.log"
+    python3 tools/gpu/compare_teacher.py $model /tmp/t8b > /tmp/t8b.txt 2>&1
+    local rc=$?
+    sed "s/^/$label b$batch: /" /tmp/t8b.txt | tee -a "$out/teacher.log"
+    rm -f /tmp/t8b*.f32
+    return $rc
+}
+teacher default 1 TURBINE_CUDA_GRAPHS=1 || status=1
+teacher default 64 TURBINE_CUDA_GRAPHS=1 || status=1
 if [ "$stage" != speed ]; then
-echo "== 8B teacher-forced accuracy, bf16 GEMM activations =="
-TURBINE_CUDA_GEMM=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
-python3 tools/gpu/compare_teacher.py $model /tmp/t8b16 2>&1 | tee -a "$out/teacher.log"
-echo "== 8B teacher-forced accuracy, bf16 KV cache =="
-TURBINE_CUDA_KV=bf16 $bench teacher --model $model --ids $model/ids.i32 --out /tmp/t8bkv 2>&1 | tee -a "$out/teacher.log"
-python3 tools/gpu/compare_teacher.py $model /tmp/t8bkv 2>&1 | tee -a "$out/teacher.log"
+    teacher graphs-off 64 TURBINE_CUDA_GRAPHS=0
+    teacher gemm-f16 64 TURBINE_CUDA_GEMM=f16
+    teacher kv-f16 64 TURBINE_CUDA_KV=f16
+    teacher gemm-f16+kv-f16 64 TURBINE_CUDA_GEMM=f16 TURBINE_CUDA_KV=f16
+    teacher gemm-single 64 TURBINE_CUDA_GEMM=single
 fi
-rm -f /tmp/t8b*.f32
-echo "== 8B throughput =="
-$bench perf --model $model --batch 1 2>&1 | tee "$out/perf.log"
-$bench perf --model $model --batch 64 --ttft 2048 2>&1 | tee -a "$out/perf.log"
+echo "== 8B throughput (128 in / 128 out) =="
+perf() {  # label, env..., -- bench args
+    local label=$1; shift
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+    env "${envs[@]}" $bench perf --model $model "$@" 2>&1 | sed "s/^/$label /" | tee -a "$out/perf.log"
+}
+perf default TURBINE_CUDA_GRAPHS=1 -- --batch 1
+perf default TURBINE_CUDA_GRAPHS=1 -- --batch 64 --ttft 2048
+perf graphs-off TURBINE_CUDA_GRAPHS=0 -- --batch 1
+perf gemm-f16 TURBINE_CUDA_GEMM=f16 -- --batch 1
+perf gemm-f16 TURBINE_CUDA_GEMM=f16 -- --batch 64 --ttft 2048
+perf gemm-f16+kv-f16 TURBINE_CUDA_GEMM=f16 TURBINE_CUDA_KV=f16 -- --batch 64
 if [ "$stage" = speed ]; then
-    TURBINE_CUDA_FUSE=0 $bench perf --model $model --batch 1 2>&1 | sed 's/^/unfused /' | tee -a "$out/perf.log"
-    TURBINE_CUDA_FUSE=0 $bench perf --model $model --batch 64 2>&1 | sed 's/^/unfused /' | tee -a "$out/perf.log"
-else
-    TURBINE_CUDA_GEMM=bf16 $bench perf --model $model --batch 1 --output 8 --ttft 2048 2>&1 | sed 's/^/bf16-gemm /' | tee -a "$out/perf.log"
+    perf unfused TURBINE_CUDA_FUSE=0 -- --batch 1
 fi
-echo "== 8B decode step profile =="
+echo "== 8B decode step profile (context 192) =="
 $bench profile --model $model --batch 1 --context 192 2>&1 | tee "$out/profile.log"
 $bench profile --model $model --batch 64 --context 192 2>&1 | tee -a "$out/profile.log"
-if [ "$stage" = speed ]; then
-    TURBINE_CUDA_FUSE=0 $bench profile --model $model --batch 1 --context 192 2>&1 | sed 's/^/unfused /' | tee -a "$out/profile.log"
-    TURBINE_CUDA_FUSE=0 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/unfused /' | tee -a "$out/profile.log"
-else
-    TURBINE_CUDA_KV=bf16 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/bf16-kv /' | tee -a "$out/profile.log"
-fi
+TURBINE_CUDA_GEMM=f16 $bench profile --model $model --batch 64 --context 192 2>&1 | sed 's/^/gemm-f16 /' | tee -a "$out/profile.log"
 exit $status

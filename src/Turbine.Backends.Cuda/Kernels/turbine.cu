@@ -23,6 +23,7 @@ __device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;
 struct F32
 {
     typedef float T;
+    static __device__ __forceinline__ float fit(float f) { return f; }
     static __device__ __forceinline__ float get(const T* p, long long i) { return p[i]; }
     static __device__ __forceinline__ T put(float f) { return f; }
     static __device__ __forceinline__ float widen(T v) { return v; }
@@ -36,6 +37,7 @@ struct F32
 struct BF16
 {
     typedef u16 T;
+    static __device__ __forceinline__ float fit(float f) { return f; }
     static __device__ __forceinline__ float get(const T* p, long long i) { return bf2f(p[i]); }
     static __device__ __forceinline__ T put(float f) { return f2bf(f); }
     static __device__ __forceinline__ float widen(T v) { return bf2f(v); }
@@ -52,6 +54,8 @@ struct BF16
 struct F16
 {
     typedef u16 T;
+    // Saturates to the largest finite half: an activation beyond it would otherwise become inf in a GEMM input.
+    static __device__ __forceinline__ float fit(float f) { return fminf(fmaxf(f, -65504.f), 65504.f); }
     static __device__ __forceinline__ float get(const T* p, long long i) { return h2f(p[i]); }
     static __device__ __forceinline__ T put(float f) { return f2h(f); }
     static __device__ __forceinline__ float widen(T v) { return h2f(v); }
@@ -202,13 +206,102 @@ GEMV(F32, f32, 1) GEMV(F32, f32, 2) GEMV(F32, f32, 4) GEMV(F32, f32, 8)
 GEMV(BF16, bf16, 1) GEMV(BF16, bf16, 2) GEMV(BF16, bf16, 4) GEMV(BF16, bf16, 8)
 GEMV(F16, f16, 1) GEMV(F16, f16, 2) GEMV(F16, f16, 4) GEMV(F16, f16, 8)
 
+// ---- gate/up GEMV fused with SwiGLU: one warp computes gate row j and up row j for M input rows, writes both and
+// y = silu(gate) * up, so the MLP's activation needs no launch of its own (y may be the gate buffer). ------------------
+template <class W, int M>
+__device__ void gemv_swiglu(const typename W::T* gw, const typename W::T* uw, const float* x, int k, int rows, int n, float* gate,
+    float* up, float* y)
+{
+    int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (j >= n) return;
+    const typename W::T* gr = gw + (long long)j * k;
+    const typename W::T* ur = uw + (long long)j * k;
+    float ga[M], ua[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) ga[m] = ua[m] = 0.f;
+    if ((k & 7) == 0)
+    {
+#pragma unroll 2
+        for (int i = lane * 8; i < k; i += 256)
+        {
+            float g[8], u[8];
+            W::load8(gr + i, g);
+            W::load8(ur + i, u);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+            {
+                if (m < rows)
+                {
+                    const float4* xp = (const float4*)(x + (long long)m * k + i);
+                    float4 a = xp[0], b = xp[1];
+                    ga[m] += g[0] * a.x + g[1] * a.y + g[2] * a.z + g[3] * a.w + g[4] * b.x + g[5] * b.y + g[6] * b.z + g[7] * b.w;
+                    ua[m] += u[0] * a.x + u[1] * a.y + u[2] * a.z + u[3] * a.w + u[4] * b.x + u[5] * b.y + u[6] * b.z + u[7] * b.w;
+                }
+            }
+        }
+    }
+    else
+    {
+        for (int i = lane; i < k; i += 32)
+        {
+            float g = W::get(gr, i), u = W::get(ur, i);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+                if (m < rows)
+                {
+                    float a = x[(long long)m * k + i];
+                    ga[m] += g * a;
+                    ua[m] += u * a;
+                }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++)
+    {
+        ga[m] = warp_sum(ga[m]);
+        ua[m] = warp_sum(ua[m]);
+    }
+    if (lane == 0)
+    {
+#pragma unroll
+        for (int m = 0; m < M; m++)
+            if (m < rows)
+            {
+                long long o = (long long)m * n + j;
+                gate[o] = ga[m];
+                up[o] = ua[m];
+                y[o] = ga[m] / (1.f + expf(-ga[m])) * ua[m];
+            }
+    }
+}
+#define GEMV_SWIGLU(TYPE, NAME, M) \
+    extern "C" __global__ void __launch_bounds__(256) gemv_swiglu_##NAME##_##M(const TYPE::T* gw, const TYPE::T* uw, const float* x, int k, \
+        int rows, int n, float* gate, float* up, float* y) \
+    { gemv_swiglu<TYPE, M>(gw, uw, x, k, rows, n, gate, up, y); }
+GEMV_SWIGLU(F32, f32, 1) GEMV_SWIGLU(F32, f32, 2) GEMV_SWIGLU(F32, f32, 4) GEMV_SWIGLU(F32, f32, 8)
+GEMV_SWIGLU(BF16, bf16, 1) GEMV_SWIGLU(BF16, bf16, 2) GEMV_SWIGLU(BF16, bf16, 4) GEMV_SWIGLU(BF16, bf16, 8)
+GEMV_SWIGLU(F16, f16, 1) GEMV_SWIGLU(F16, f16, 2) GEMV_SWIGLU(F16, f16, 4) GEMV_SWIGLU(F16, f16, 8)
+
+// ---- bf16 weights rewritten as f16 in place (same size): exact for |w| in [6.1e-5, 65504], the rest rounds to a
+// half subnormal; a value beyond 65504 sets *overflow, since it would become inf. -------------------------------------
+extern "C" __global__ void bf16_to_f16(u16* w, long long count, int* overflow)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    {
+        float f = bf2f(w[i]);
+        if (!(fabsf(f) <= 65504.f)) *overflow = 1;
+        w[i] = f2h(f);
+    }
+}
+
 // ---- GEMM helpers: float32 rows to 16-bit (hi, and optionally the rounding remainder lo after all rows) ----------
 template <class W>
 __device__ void split_rows(const float* x, typename W::T* out, long long count, int withRemainder)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
     {
-        float v = x[i];
+        float v = W::fit(x[i]);
         typename W::T hi = W::put(v);
         out[i] = hi;
         if (withRemainder) out[count + i] = W::put(v - W::widen(hi));
@@ -236,6 +329,26 @@ extern "C" __global__ void linear_epilogue(const float* acc, int two, LinearPart
         float* y = p == 0 ? parts.y[0] : p == 1 ? parts.y[1] : parts.y[2];
         if (bias != 0) v += bias[c - start];
         y[(long long)r * width + c - start] = v;
+    }
+}
+
+// The stacked gate/up GEMM's result [rows × 2·width] (+ its lo half after it when two) as gate, up and
+// y = silu(gate) * up, in place of linear_epilogue and silu_mul.
+extern "C" __global__ void swiglu_epilogue(const float* acc, int two, float* gate, float* up, float* y, int rows, int width)
+{
+    long long count = (long long)rows * width, total = 2 * count;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    {
+        long long r = i / width, a = r * 2 * width + (i - r * width);
+        float g = acc[a], u = acc[a + width];
+        if (two)
+        {
+            g += acc[total + a];
+            u += acc[total + a + width];
+        }
+        gate[i] = g;
+        up[i] = u;
+        y[i] = g / (1.f + expf(-g)) * u;
     }
 }
 
@@ -334,19 +447,64 @@ __device__ void kv_write(const float* k, const float* v, const int* slots, typen
 }
 extern "C" __global__ void kv_write_f32(const float* k, const float* v, const int* s, float* kc, float* vc, int d) { kv_write<F32>(k, v, s, kc, vc, d); }
 extern "C" __global__ void kv_write_bf16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<BF16>(k, v, s, kc, vc, d); }
+extern "C" __global__ void kv_write_f16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<F16>(k, v, s, kc, vc, d); }
+
+// ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch -------
+template <class KV>
+__device__ void rope_kv_write(float* q, float* k, const float* v, const float* cosTable, const float* sinTable, const int* slots,
+    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half)
+{
+    const int t = blockIdx.x, slot = slots[t], kvDim = kvHeads * headDim;
+    const long long dst = (long long)slot * kvDim;
+    const int pairs = (heads + kvHeads) * half;
+    for (int e = threadIdx.x; e < pairs; e += blockDim.x)
+    {
+        int h = e / half, i = e - h * half;
+        bool key = h >= heads;
+        float* x = key ? k + ((long long)t * kvHeads + (h - heads)) * headDim : q + ((long long)t * heads + h) * headDim;
+        float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
+        float a = x[i], b = x[i + half];
+        float ra = a * c - b * s, rb = b * c + a * s;
+        x[i] = ra;
+        x[i + half] = rb;
+        if (key && slot >= 0)
+        {
+            long long o = dst + (long long)(h - heads) * headDim;
+            kc[o + i] = KV::put(ra);
+            kc[o + i + half] = KV::put(rb);
+        }
+    }
+    if (slot < 0) return;
+    // v, and k's dimensions past the rotary ones (partial rotary).
+    for (int d = threadIdx.x; d < kvDim; d += blockDim.x)
+    {
+        long long src = (long long)t * kvDim + d;
+        if (d % headDim >= 2 * half) kc[dst + d] = KV::put(k[src]);
+        vc[dst + d] = KV::put(v[src]);
+    }
+}
+#define ROPE_KV_WRITE(TYPE, NAME) \
+    extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, const float* v, const float* c, const float* s, const int* slots, \
+        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half) \
+    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half); }
+ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
 // ---- paged attention, prefill and decode alike ----------------------------------------------------------------------
 // Block = (query tile, wpb query heads sharing one KV head, key split z); one warp per (token, head). A query tile is
 // up to blockDim.y / wpb consecutive tokens of one sequence (tiles[x] = (first token, count)), or the single token x
 // when tiles is null. Keys come in tiles of 32, staged in shared memory once for all the block's warps; lane j scores
-// key j, then every lane accumulates its own output dimensions over the tile (online softmax in base 2). With one
-// split the block writes the normalised output; with several it writes (acc, m, l) for attention_combine.
+// key j, then every lane accumulates its own output dimensions over the tile (online softmax in base 2).
+// The block's key span (first token's window start to last token's position) is cut into gridDim.z equal splits
+// computed here from the sequence's own length, so the launch shape does not depend on context lengths (a decode
+// step's launch is the same every step, as CUDA graphs need). With one split the block writes the normalised output;
+// with several each writes (acc, m, l) to partial and the last block of its (tile, head group) to finish, counted in
+// counters (left at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
 #define MAX_DIMS_PER_LANE 8
 template <class KV>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
     const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
-    int window, int chunk, float* partial)
+    int window, float* partial, int* counters)
 {
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
@@ -366,10 +524,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     const int kvh = (blockIdx.y * wpb) / group;
     const int4 s = seqs[tokSeq[t0]];
     const int pos0 = s.z - s.y + (t0 - s.x), pos = pos0 + (t - t0);
-    const int chunkBegin = blockIdx.z * chunk, chunkEnd = chunkBegin + chunk;
-    // The block walks the union of its tokens' key ranges; each warp masks keys outside its own.
-    const int begin = max(window > 0 ? max(0, pos0 - window + 1) : 0, chunkBegin), end = min(pos0 + count, chunkEnd);
-    const int myBegin = max(window > 0 ? max(0, pos - window + 1) : 0, chunkBegin), myEnd = min(pos + 1, chunkEnd);
+    // The block walks its split of the union of its tokens' key ranges; each warp masks keys outside its own.
+    const int spanBegin = window > 0 ? max(0, pos0 - window + 1) : 0, spanEnd = pos0 + count;
+    const int per = ((spanEnd - spanBegin + (int)gridDim.z - 1) / (int)gridDim.z + 31) & ~31;
+    const int begin = spanBegin + (int)blockIdx.z * per, end = min(spanEnd, begin + per);
+    const int myBegin = max(window > 0 ? max(0, pos - window + 1) : 0, begin), myEnd = min(pos + 1, end);
     const int kStride = headDim + 4;  // padding keeps lanes reading different rows off distinct banks
     float* ks = smem;
     float* vs = ks + 32 * kStride;
@@ -457,10 +616,10 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             }
         }
     }
-    if (!active) return;
-    long long row = (long long)t * heads + head;
+    const long long row = (long long)t * heads + head;
     if (gridDim.z == 1)
     {
+        if (!active) return;
         float inv = 1.f / l;
 #pragma unroll
         for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
@@ -468,10 +627,12 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             int d = lane + 32 * i;
             if (d < headDim) out[row * headDim + d] = acc[i] * inv;
         }
+        return;
     }
-    else
+    const int stride = headDim + 2;
+    if (active)
     {
-        float* part = partial + (row * gridDim.z + blockIdx.z) * (headDim + 2);
+        float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
 #pragma unroll
         for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
         {
@@ -484,36 +645,50 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             part[headDim + 1] = l;
         }
     }
-}
-extern "C" __global__ void attention_f32(const float* q, float* out, const float* kc, const float* vc, const int* tokSeq, const int4* seqs,
-    const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
-{ attention<F32>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
-extern "C" __global__ void attention_bf16(const float* q, float* out, const u16* kc, const u16* vc, const int* tokSeq, const int4* seqs,
-    const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, int window, int chunk, float* partial)
-{ attention<BF16>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, chunk, partial); }
-
-// Merges the key splits of one (token, head): grid (tokens, heads), 32 threads.
-extern "C" __global__ void attention_combine(const float* partial, float* out, int heads, int headDim, int splits)
-{
-    long long row = (long long)blockIdx.x * heads + blockIdx.y;
-    const float* part = partial + row * splits * (headDim + 2);
-    float mMax = NEG_INF;
-    for (int z = 0; z < splits; z++) mMax = fmaxf(mMax, part[z * (headDim + 2) + headDim]);
-    float l = 0.f;
-    for (int z = 0; z < splits; z++)
+    // Publish this split, then let the last of the splits merge them all.
+    __threadfence();
+    __syncthreads();
+    __shared__ int lastSplit;
+    if (warp == 0 && lane == 0)
     {
-        const float* pz = part + z * (headDim + 2);
-        l += pz[headDim + 1] * exp2f(pz[headDim] - mMax);
+        int* counter = counters + (long long)blockIdx.x * gridDim.y + blockIdx.y;
+        lastSplit = atomicAdd(counter, 1) == (int)gridDim.z - 1;
+        if (lastSplit) *counter = 0;
     }
-    float inv = 1.f / l;
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x)
+    __syncthreads();
+    if (!lastSplit || !active) return;
+    __threadfence();
+    const float* part = partial + row * gridDim.z * stride;
+    const int splits = gridDim.z;
+    float mMax = NEG_INF;
+    for (int z = lane; z < splits; z += 32) mMax = fmaxf(mMax, __ldcg(part + z * stride + headDim));
+    mMax = warp_max(mMax);
+    float lSum = 0.f;
+    for (int z = lane; z < splits; z += 32)
     {
+        float mz = __ldcg(part + z * stride + headDim);
+        // An empty split has m = -inf and l = 0: it adds nothing (exp2f(-inf) = 0).
+        if (mz != NEG_INF) lSum += __ldcg(part + z * stride + headDim + 1) * exp2f(mz - mMax);
+    }
+    lSum = warp_sum(lSum);
+    float inv = 1.f / lSum;
+#pragma unroll
+    for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+    {
+        int d = lane + 32 * i;
+        if (d >= headDim) continue;
         float v = 0.f;
         for (int z = 0; z < splits; z++)
         {
-            const float* pz = part + z * (headDim + 2);
-            v += pz[d] * exp2f(pz[headDim] - mMax);
+            float mz = __ldcg(part + z * stride + headDim);
+            if (mz != NEG_INF) v += __ldcg(part + z * stride + d) * exp2f(mz - mMax);
         }
         out[row * headDim + d] = v * inv;
     }
 }
+#define ATTENTION(TYPE, NAME) \
+    extern "C" __global__ void attention_##NAME(const float* q, float* out, const TYPE::T* kc, const TYPE::T* vc, const int* tokSeq, \
+        const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, \
+        int window, float* partial, int* counters) \
+    { attention<TYPE>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
+ATTENTION(F32, f32) ATTENTION(BF16, bf16) ATTENTION(F16, f16)

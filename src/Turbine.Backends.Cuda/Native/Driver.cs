@@ -14,6 +14,8 @@ internal static unsafe partial class Driver
     public const int FuncAttrMaxDynamicSharedSize = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
+    // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls (allocations) are refused during a capture.
+    public const int CaptureModeThreadLocal = 1;
 
     [LibraryImport(Lib)] public static partial int cuInit(uint flags);
     [LibraryImport(Lib)] public static partial int cuDriverGetVersion(int* version);
@@ -42,6 +44,13 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)]
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib)] public static partial int cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(nint stream, int mode);
+    [LibraryImport(Lib)] public static partial int cuStreamEndCapture(nint stream, nint* graph);
+    [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(nint* exec, nint graph, ulong flags);
+    [LibraryImport(Lib)] public static partial int cuGraphLaunch(nint exec, nint stream);
+    [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(nint exec);
+    [LibraryImport(Lib)] public static partial int cuGraphDestroy(nint graph);
     [LibraryImport(Lib)] public static partial int cuEventCreate(nint* e, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint e);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint e, nint stream);
