@@ -1,5 +1,6 @@
 using Turbine.Core.Checkpoints;
 using Turbine.Engine.Backends;
+using Turbine.Engine.Sampling;
 
 namespace Turbine.Bench.Cuda;
 
@@ -136,6 +137,22 @@ internal sealed class TeeBackend(IComputeBackend reference, IComputeBackend test
             if (ids[r] != expected[r])
             {
                 Console.WriteLine($"op {_op} argmax: row {r} is {ids[r]}, expected {expected[r]}");
+                break;
+            }
+    }
+
+    public void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs)
+    {
+        var expected = new int[rows.Count];
+        var expectedLogProbs = new float[rows.Count];
+        reference.Sample(A(logits), width, rows, expected, expectedLogProbs);
+        test.Sample(B(logits), width, rows, ids, logProbs);
+        _op++;
+        for (int r = 0; r < rows.Count; r++)
+            if (ids[r] != expected[r] || Math.Abs(logProbs[r] - expectedLogProbs[r]) > 1e-4)
+            {
+                // The logits feeding both were compared already; a pick may still differ where u lands within rounding of a boundary.
+                Console.WriteLine($"op {_op} sample: row {r} is {ids[r]} (log prob {logProbs[r]}), expected {expected[r]} ({expectedLogProbs[r]})");
                 break;
             }
     }

@@ -3,6 +3,7 @@ using Turbine.Backends.Cpu.Kernels;
 using Turbine.Core.Checkpoints;
 using Turbine.Core.Tensors;
 using Turbine.Engine.Backends;
+using Turbine.Engine.Sampling;
 
 namespace Turbine.Backends.Cpu;
 
@@ -17,6 +18,9 @@ public sealed unsafe class CpuBackend : IComputeBackend
     private AttentionSequence[] _sequences = [];
     private int* _blockTables;
     private int _blockTablesCapacity;
+    // Work areas of Sample, one vocabulary row wide.
+    private float[] _probs = [];
+    private ulong[] _order = [];
 
     /// <summary>A backend on <paramref name="threads"/> threads (0: one per core).</summary>
     public CpuBackend(int threads = 0) => _pool = new WorkerPool(threads);
@@ -168,6 +172,22 @@ public sealed unsafe class CpuBackend : IComputeBackend
         float* data = ((CpuBuffer)logits).Data;
         for (int r = 0; r < rows; r++)
             ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(data + (long)r * width, width));
+    }
+
+    /// <inheritdoc />
+    public void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs)
+    {
+        int count = rows.Count;
+        if ((long)count * width > logits.Length)
+            throw new ArgumentException($"{count} rows of {width} floats do not fit in the buffer", nameof(rows));
+        if (_probs.Length < width)
+        {
+            _probs = new float[width];
+            _order = new ulong[width];
+        }
+        float* data = ((CpuBuffer)logits).Data;
+        for (int r = 0; r < count; r++)
+            ids[r] = HostSampler.SampleRow(new Span<float>(data + (long)r * width, width), rows, r, _probs, _order, out logProbs[r]);
     }
 
     /// <inheritdoc />

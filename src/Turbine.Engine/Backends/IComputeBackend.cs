@@ -1,5 +1,6 @@
 using Turbine.Core.Checkpoints;
 using Turbine.Core.Tensors;
+using Turbine.Engine.Sampling;
 
 namespace Turbine.Engine.Backends;
 
@@ -67,6 +68,31 @@ public interface IComputeBackend : IDisposable
     /// (as torch.argmax picks it), so greedy decoding brings back token ids instead of whole logit rows.
     /// </summary>
     void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids);
+
+    /// <summary>
+    /// Chooses one token per logit row where the logits are, so only ids and log probs cross to the host. This is the
+    /// definition every backend implements (<see cref="HostSampler"/> is the host one). For row r of
+    /// <paramref name="rows"/>.Count rows of <paramref name="width"/> floats in <paramref name="logits"/>, with parameters
+    /// p = <paramref name="rows"/>.Rows[r]:
+    /// <list type="number">
+    /// <item>Penalties, for each penalised token t of the row (distinct; ids outside [0, width) are skipped) with count c:
+    /// x = x &gt; 0 ? x / p.RepetitionPenalty : x · p.RepetitionPenalty; then, if c &gt; 0,
+    /// x −= p.PresencePenalty + p.FrequencyPenalty · c (float32, in that order, no fused multiply-add).</item>
+    /// <item>Bans: each banned id in [0, width) gets −∞.</item>
+    /// <item>Greedy rows (<see cref="SamplingRow.IsGreedy"/>): the first index of the largest logit, a NaN counting as
+    /// larger than any number (as <see cref="ArgMax"/>); log prob = logit − logsumexp(row).</item>
+    /// <item>Sampled rows: probs = softmax(logits / p.Temperature); candidates in (prob descending, index ascending)
+    /// order; keep the first p.TopK when 0 &lt; TopK &lt; width; then, if p.TopP &lt; 1, keep the shortest prefix of those
+    /// whose cumulative prob is ≥ p.TopP (all of them if none is); total = sum of the kept probs; r = p.Uniform · total;
+    /// the token is the first kept candidate at which the running sum of probs is ≥ r (the last kept one if rounding
+    /// never reaches r); log prob = log(prob / total).</item>
+    /// </list>
+    /// Backends may round differently (sums in another order), so a pick can differ only where r or a cut lies within
+    /// rounding of a candidate boundary. A row whose logits are all −∞, or a sampled row with a NaN, gets an unspecified
+    /// token in [0, width). <paramref name="logProbs"/>[r] is 0 unless p.WantLogProb. The logit rows are used as work
+    /// space: their contents afterwards are unspecified.
+    /// </summary>
+    void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs);
 
     /// <summary>Copies the first <paramref name="destination"/>.Length floats of <paramref name="source"/> to the host.</summary>
     void Download(DeviceBuffer source, Span<float> destination);

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Turbine.Engine.Backends;
 using Turbine.Engine.KvCache;
 using Turbine.Engine.Models;
+using Turbine.Engine.Sampling;
 using Turbine.Tokenizers;
 
 namespace Turbine.Engine.Executor;
@@ -21,10 +22,13 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly KvCacheStorage _storage;
     private readonly ForwardBatch _batch;
     private readonly float[] _logits;
-    private readonly int[] _argMax;
-    private bool _greedyStep;
+    // Per logit row of a step whose tokens were chosen on the backend (ArgMax or Sample): the ids and log probs.
+    private readonly int[] _ids;
+    private readonly float[] _logProbs;
+    private readonly SamplingBatch _sampling = new();
+    private Readout _readout;
     private readonly float[] _scratch;
-    private readonly int[] _order;
+    private readonly ulong[] _order;
     private readonly int[] _defaultEndIds;
     private readonly int _maxInputLen;
     private readonly int _maxSeqLen;
@@ -71,9 +75,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _storage = decoder.Backend.AllocateKvCache(decoder.KvShape(blocks, blockSize));
         _batch = decoder.CreateBatch();
         _logits = new float[(long)decoder.Limits.LogitRows * config.VocabSize];
-        _argMax = new int[decoder.Limits.LogitRows];
+        _ids = new int[decoder.Limits.LogitRows];
+        _logProbs = new float[decoder.Limits.LogitRows];
         _scratch = new float[config.VocabSize];
-        _order = new int[config.VocabSize];
+        _order = new ulong[config.VocabSize];
         _defaultEndIds = config.EosTokenIds;
         // Dynamic NTK scaling exists to run past the trained length, by its factor.
         int modelContext = config.Rope.Type == Turbine.Core.Models.RopeScalingType.Dynamic
@@ -298,9 +303,16 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         foreach (var (source, destination) in _blockCopies)
             _decoder.Backend.CopyKvBlock(_storage, source, destination);
         _decoder.Forward(_batch, _storage);
-        // Plain greedy steps bring back one id per row; anything else needs the logit rows themselves.
-        if (AllRowsPlainGreedy())
-            _decoder.ArgMaxLogits(_batch.LogitRowCount, _argMax);
+        // Only steps where some row's logits are read on the host (context or generation logits, beam search) bring
+        // the logit rows back; otherwise the backend chooses and only ids cross.
+        _readout = ChooseReadout();
+        if (_readout == Readout.ArgMax)
+            _decoder.ArgMaxLogits(_batch.LogitRowCount, _ids);
+        else if (_readout == Readout.Sample)
+        {
+            PrepareSampling();
+            _decoder.SampleLogits(_sampling, _ids, _logProbs);
+        }
         else
             _decoder.CopyLogits(_batch.LogitRowCount, _logits);
         _iterations++;
@@ -489,19 +501,37 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _waiting.AddFirst(r);
     }
 
-    private bool AllRowsPlainGreedy()
+    private Readout ChooseReadout()
     {
+        bool greedy = true;
         foreach (var work in _scheduled)
-            if (!work.Request.PlainGreedy || work.AllRows || work.Beam >= 0)
-                return false;
-        _greedyStep = true;
-        return true;
+        {
+            var r = work.Request;
+            if (work.AllRows || work.Beam >= 0 || r.Beams is not null || r.GenerationLogits is not null)
+                return Readout.Logits;
+            greedy &= r.PlainGreedy;
+        }
+        return greedy ? Readout.ArgMax : Readout.Sample;
+    }
+
+    /// <summary>Describes each logit row of the step, in row order, for the backend's <see cref="Decoder.SampleLogits"/>.</summary>
+    private void PrepareSampling()
+    {
+        _sampling.Clear();
+        foreach (var (r, take, firstRow, _, _) in _scheduled)
+        {
+            // Only works that reach their request's last known token have a logit row.
+            if (r.Computed + take < r.Count)
+                continue;
+            if (firstRow != _sampling.Count)
+                throw new InvalidOperationException($"logit row {firstRow} was scheduled out of order (expected {_sampling.Count})");
+            r.Sampler.Prepare(_sampling, r.Tokens.AsSpan(r.PromptLength, r.Generated), r.EndIds, r.Request.BadWords, r.LogProbs is not null);
+        }
     }
 
     private void Complete()
     {
-        bool greedyStep = _greedyStep;
-        _greedyStep = false;
+        var readout = _readout;
         int vocab = _decoder.Config.VocabSize;
         foreach (var (r, take, firstRow, allRows, beam) in _scheduled)
         {
@@ -535,8 +565,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                 if (beams.Done)
                     Finish(r);
             }
-            else if (greedyStep)
-                Accept(r, _argMax[row], logProb: 0f);
+            else if (readout == Readout.ArgMax)
+                Accept(r, _ids[row], logProb: 0f);
+            else if (readout == Readout.Sample)
+                Accept(r, _ids[row], _logProbs[row]);
             else
                 Sample(r, _logits.AsSpan(row * vocab, vocab));
         }
@@ -709,6 +741,14 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             Emit(r, final: true);
         }
         _waiting.Clear();
+    }
+
+    /// <summary>How a step's logits reach the host: as argmax ids, as ids chosen by the backend, or as whole rows.</summary>
+    private enum Readout
+    {
+        ArgMax,
+        Sample,
+        Logits,
     }
 
     /// <summary>A request's share of one step: tokens from its computed count, where its logit rows start, and which beam (-1: none).</summary>

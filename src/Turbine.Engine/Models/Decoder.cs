@@ -1,6 +1,7 @@
 using Turbine.Core.Checkpoints;
 using Turbine.Core.Models;
 using Turbine.Engine.Backends;
+using Turbine.Engine.Sampling;
 
 namespace Turbine.Engine.Models;
 
@@ -95,6 +96,16 @@ public sealed class Decoder : IDisposable
     }
 
     /// <summary>
+    /// The token (and log prob) of each of the last step's first <paramref name="rows"/>.Count logit rows, chosen where the
+    /// logits are by <see cref="IComputeBackend.Sample"/>; the rows' logits are used up.
+    /// </summary>
+    public void SampleLogits(SamplingBatch rows, Span<int> ids, Span<float> logProbs)
+    {
+        if (rows.Count > 0)
+            _backend.Sample(_logits, Config.VocabSize, rows, ids[..rows.Count], logProbs[..rows.Count]);
+    }
+
+    /// <summary>
     /// Runs one step over <paramref name="batch"/> with K/V in <paramref name="cache"/>; writes the logits of the batch's
     /// logit rows, in order, to <paramref name="logits"/> (LogitRowCount × vocab).
     /// </summary>
@@ -123,7 +134,7 @@ public sealed class Decoder : IDisposable
 
     /// <summary>
     /// Runs one step over <paramref name="batch"/> with K/V in <paramref name="cache"/>, leaving the logits of its logit
-    /// rows on the backend for <see cref="CopyLogits"/> or <see cref="ArgMaxLogits"/>.
+    /// rows on the backend for <see cref="CopyLogits"/>, <see cref="ArgMaxLogits"/> or <see cref="SampleLogits"/>.
     /// </summary>
     public void Forward(ForwardBatch batch, KvCacheStorage cache)
     {

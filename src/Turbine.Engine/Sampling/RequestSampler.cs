@@ -1,11 +1,9 @@
-using System.Numerics.Tensors;
-
 namespace Turbine.Engine.Sampling;
 
 /// <summary>
-/// One request's token choice: applies penalties, bad words and min_length to a logits row in place, then picks
-/// greedily or samples (temperature, top-k, top-p) from the request's own seeded random stream, and reports the
-/// chosen token's log probability under the distribution it was drawn from.
+/// One request's sampling state: its seeded random stream, the tokens it generated (for penalties) and its prompt.
+/// Each step it describes its row for <see cref="Backends.IComputeBackend.Sample"/> (penalties, bad words, min_length
+/// end-id bans, one uniform draw), or chooses on the host from a downloaded logits row with the same math.
 /// </summary>
 public sealed class RequestSampler
 {
@@ -13,6 +11,7 @@ public sealed class RequestSampler
     private readonly Random _random;
     private readonly Dictionary<int, int> _generatedCounts = [];
     private readonly HashSet<int> _promptTokens;
+    private readonly SamplingBatch _own = new();
 
     /// <summary>A sampler for a request with <paramref name="prompt"/>.</summary>
     public RequestSampler(SamplingParams parameters, ReadOnlySpan<int> prompt)
@@ -23,28 +22,48 @@ public sealed class RequestSampler
     }
 
     /// <summary>
-    /// Chooses the next token from <paramref name="logits"/> (modified in place). <paramref name="generated"/> are the
-    /// tokens produced so far; <paramref name="endIds"/> are suppressed until min_length; <paramref name="scratch"/> and
-    /// <paramref name="order"/> are vocabulary-sized work areas owned by the caller; <paramref name="logProb"/> is 0 unless
-    /// <paramref name="wantLogProb"/>.
+    /// Appends this request's next row to <paramref name="batch"/>: its parameters, penalised tokens and bans.
+    /// <paramref name="generated"/> are the tokens produced so far; <paramref name="endIds"/> are banned until min_length;
+    /// a sampled row draws its uniform number from the request's stream here, once per step.
     /// </summary>
-    public int Next(Span<float> logits, ReadOnlySpan<int> generated, ReadOnlySpan<int> endIds, int[][] badWords,
-        Span<float> scratch, Span<int> order, bool wantLogProb, out float logProb)
+    public void Prepare(SamplingBatch batch, ReadOnlySpan<int> generated, ReadOnlySpan<int> endIds, int[][] badWords, bool wantLogProb)
     {
-        ApplyPenalties(logits);
+        if (_p.RepetitionPenalty != 1f)
+        {
+            foreach (int t in _promptTokens)
+                batch.AddPenalty(t, _generatedCounts.GetValueOrDefault(t));
+            foreach (var (t, count) in _generatedCounts)
+                if (!_promptTokens.Contains(t))
+                    batch.AddPenalty(t, count);
+        }
+        else if (_p.PresencePenalty != 0f || _p.FrequencyPenalty != 0f)
+            foreach (var (t, count) in _generatedCounts)
+                batch.AddPenalty(t, count);
         if (generated.Length < _p.MinLength)
             foreach (int e in endIds)
-                if ((uint)e < (uint)logits.Length)
-                    logits[e] = float.NegativeInfinity;
-        BanBadWords(logits, generated, badWords);
-        if (_p.IsGreedy)
+                batch.AddBan(e);
+        // A bad word's last token is banned when the tokens before it were just generated.
+        foreach (var word in badWords)
         {
-            int best = TensorPrimitives.IndexOfMax(logits);
-            // A vocabulary-wide log-sum-exp per token is only paid for when log probs were asked for.
-            logProb = wantLogProb ? logits[best] - LogSumExp(logits) : 0f;
-            return best;
+            int prefix = word.Length - 1;
+            if (prefix <= generated.Length && generated[^prefix..].SequenceEqual(word.AsSpan(0, prefix)))
+                batch.AddBan(word[^1]);
         }
-        return SampleFrom(logits, scratch, order, out logProb);
+        float u = _p.IsGreedy ? 0f : (float)_random.NextDouble();
+        batch.EndRow(new SamplingRow(_p.Temperature, _p.TopK, _p.TopP, _p.RepetitionPenalty, _p.PresencePenalty, _p.FrequencyPenalty, u, wantLogProb));
+    }
+
+    /// <summary>
+    /// Chooses the next token on the host from <paramref name="logits"/> (modified in place), exactly as
+    /// <see cref="Backends.IComputeBackend.Sample"/> would; the arguments are <see cref="Prepare"/>'s, and
+    /// <paramref name="probs"/> and <paramref name="order"/> are vocabulary-sized work areas owned by the caller.
+    /// </summary>
+    public int Next(Span<float> logits, ReadOnlySpan<int> generated, ReadOnlySpan<int> endIds, int[][] badWords,
+        Span<float> probs, Span<ulong> order, bool wantLogProb, out float logProb)
+    {
+        _own.Clear();
+        Prepare(_own, generated, endIds, badWords, wantLogProb);
+        return HostSampler.SampleRow(logits, _own, 0, probs, order, out logProb);
     }
 
     /// <summary>Records a token the request produced, for the penalties of later steps.</summary>
@@ -52,97 +71,5 @@ public sealed class RequestSampler
     {
         if (_p.PresencePenalty != 0f || _p.FrequencyPenalty != 0f || _p.RepetitionPenalty != 1f)
             _generatedCounts[token] = _generatedCounts.GetValueOrDefault(token) + 1;
-    }
-
-    private void ApplyPenalties(Span<float> logits)
-    {
-        if (_p.RepetitionPenalty != 1f)
-        {
-            foreach (int t in _promptTokens)
-                Penalize(logits, t);
-            foreach (var (t, _) in _generatedCounts)
-                if (!_promptTokens.Contains(t))
-                    Penalize(logits, t);
-        }
-        if (_p.PresencePenalty != 0f || _p.FrequencyPenalty != 0f)
-            foreach (var (t, count) in _generatedCounts)
-                if ((uint)t < (uint)logits.Length)
-                    logits[t] -= _p.PresencePenalty + _p.FrequencyPenalty * count;
-    }
-
-    private void Penalize(Span<float> logits, int t)
-    {
-        if ((uint)t >= (uint)logits.Length)
-            return;
-        float v = logits[t];
-        logits[t] = v > 0 ? v / _p.RepetitionPenalty : v * _p.RepetitionPenalty;
-    }
-
-    private static void BanBadWords(Span<float> logits, ReadOnlySpan<int> generated, int[][] badWords)
-    {
-        // A bad word's last token is banned when the tokens before it were just generated.
-        foreach (var word in badWords)
-        {
-            int prefix = word.Length - 1;
-            if (prefix > generated.Length || !generated[^prefix..].SequenceEqual(word.AsSpan(0, prefix)))
-                continue;
-            if ((uint)word[^1] < (uint)logits.Length)
-                logits[word[^1]] = float.NegativeInfinity;
-        }
-    }
-
-    private int SampleFrom(Span<float> logits, Span<float> scratch, Span<int> order, out float logProb)
-    {
-        int n = logits.Length;
-        var probs = scratch[..n];
-        TensorPrimitives.Divide(logits, _p.Temperature, probs);
-        TensorPrimitives.SoftMax(probs, probs);
-        var ids = order[..n];
-        for (int i = 0; i < n; i++)
-            ids[i] = i;
-        // Sort candidates by descending probability: negate into the logits row (no longer needed) as sort keys.
-        TensorPrimitives.Negate(probs, logits);
-        logits.Sort(ids);
-        int kept = _p.TopK > 0 && _p.TopK < n ? _p.TopK : n;
-        if (_p.TopP < 1f)
-        {
-            float cumulative = 0f;
-            for (int i = 0; i < kept; i++)
-            {
-                cumulative += -logits[i];
-                if (cumulative >= _p.TopP)
-                {
-                    kept = i + 1;
-                    break;
-                }
-            }
-        }
-        float total = 0f;
-        for (int i = 0; i < kept; i++)
-            total += -logits[i];
-        float r = (float)_random.NextDouble() * total;
-        int chosen = kept - 1;
-        for (int i = 0; i < kept; i++)
-        {
-            r -= -logits[i];
-            if (r <= 0f)
-            {
-                chosen = i;
-                break;
-            }
-        }
-        int token = ids[chosen];
-        // Log probability under the filtered, renormalised distribution that was sampled.
-        logProb = MathF.Log(-logits[chosen] / total);
-        return token;
-    }
-
-    private static float LogSumExp(ReadOnlySpan<float> logits)
-    {
-        float max = TensorPrimitives.Max(logits);
-        double sum = 0;
-        for (int i = 0; i < logits.Length; i++)
-            sum += Math.Exp(logits[i] - max);
-        return max + (float)Math.Log(sum);
     }
 }

@@ -51,6 +51,8 @@ public sealed class GpuMetricsTests
         public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count) => _cpu.SiluMul(gate, up, y, count);
         public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y) => _cpu.GatherRows(x, rows, width, y);
         public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids) => _cpu.ArgMax(logits, rows, width, ids);
+        public void Sample(DeviceBuffer logits, int width, Turbine.Engine.Sampling.SamplingBatch rows, Span<int> ids, Span<float> logProbs) =>
+            _cpu.Sample(logits, width, rows, ids, logProbs);
         public void Download(DeviceBuffer source, Span<float> destination) => _cpu.Download(source, destination);
         public void Dispose() => _cpu.Dispose();
     }
