@@ -143,7 +143,7 @@ static async Task<int> Perf(string model, int batchSize, int input, int output, 
     using var backend = new CudaBackend();
     var options = new ExecutorOptions
     {
-        MaxBatchSize = batchSize, MaxNumTokens = Math.Max(2048, ttftTokens), TokensPerBlock = 16,
+        MaxBatchSize = batchSize, MaxNumTokens = Math.Max(8192, ttftTokens), TokensPerBlock = 16,
         MaxTokensInPagedKvCache = Math.Max(batchSize * (input + output + 32), ttftTokens + 64),
     };
     var load = Stopwatch.StartNew();

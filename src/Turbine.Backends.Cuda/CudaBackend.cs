@@ -372,7 +372,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         ulong wp = w.Pointer, yp = Ptr(y);
         int width = (int)w.Shape[0];
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
-        uint threads = width >= 4096 ? 1024u : width >= 1024 ? 256u : 128u;
+        // 256 threads hold a 4096-wide row as four float4 each (the kernel keeps up to eight per thread in registers).
+        uint threads = width > 8192 ? 1024u : width >= 1024 ? 256u : 128u;
         _activeProfiler?.Begin("rmsnorm");
         Run("rmsnorm", (uint)rows, 1, 1, threads, 1, 0, args);
         _activeProfiler?.End();

@@ -115,6 +115,43 @@ extern "C" __global__ void rmsnorm(float* residual, const float* delta, const fl
 {
     long long base = (long long)blockIdx.x * width;
     float* x = residual + base;
+    if ((width & 3) == 0 && width <= 32 * (int)blockDim.x)
+    {
+        // float4 accesses, the row kept in registers between the sum of squares and the scaling.
+        const int w4 = width >> 2;
+        float4* x4 = (float4*)x;
+        float4 v[8];
+        float ss = 0.f;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+        {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < w4)
+            {
+                float4 a = x4[i];
+                if (delta != 0)
+                {
+                    float4 b = ((const float4*)(delta + base))[i];
+                    a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
+                    x4[i] = a;
+                }
+                v[u] = a;
+                ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+            }
+        }
+        float inv = rsqrtf(block_sum(ss) / width + eps);
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+        {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < w4)
+            {
+                float4 g = ((const float4*)weight)[i], a = v[u];
+                ((float4*)(y + base))[i] = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
+            }
+        }
+        return;
+    }
     float ss = 0.f;
     for (int i = threadIdx.x; i < width; i += blockDim.x)
     {
@@ -222,7 +259,7 @@ __device__ void gemv_swiglu(const typename W::T* gw, const typename W::T* uw, co
     for (int m = 0; m < M; m++) ga[m] = ua[m] = 0.f;
     if ((k & 7) == 0)
     {
-#pragma unroll 2
+#pragma unroll 4
         for (int i = lane * 8; i < k; i += 256)
         {
             float g[8], u[8];
@@ -494,9 +531,9 @@ ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 // up to blockDim.y / wpb consecutive tokens of one sequence (tiles[x] = (first token, count)), or the single token x
 // when tiles is null. Keys come in tiles of 32, staged in shared memory once for all the block's warps; lane j scores
 // key j, then every lane accumulates its own output dimensions over the tile (online softmax in base 2).
-// The block's key span (first token's window start to last token's position) is cut into gridDim.z equal splits
-// computed here from the sequence's own length, so the launch shape does not depend on context lengths (a decode
-// step's launch is the same every step, as CUDA graphs need). With one split the block writes the normalised output;
+// The block's key span (first token's window start to last token's position) is cut into up to gridDim.z equal
+// splits of at least 32 keys, computed here from the sequence's own length (blocks past them return at once), so the
+// launch shape does not depend on context lengths (a decode step's launch is the same every step, as graphs need). With one split the block writes the normalised output;
 // with several each writes (acc, m, l) to partial and the last block of its (tile, head group) to finish, counted in
 // counters (left at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
@@ -526,7 +563,10 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     const int pos0 = s.z - s.y + (t0 - s.x), pos = pos0 + (t - t0);
     // The block walks its split of the union of its tokens' key ranges; each warp masks keys outside its own.
     const int spanBegin = window > 0 ? max(0, pos0 - window + 1) : 0, spanEnd = pos0 + count;
-    const int per = ((spanEnd - spanBegin + (int)gridDim.z - 1) / (int)gridDim.z + 31) & ~31;
+    // Splits of at least one key tile each: the rest of the launch's splits have nothing to do for this span.
+    const int splits = min((int)gridDim.z, (spanEnd - spanBegin + 31) / 32);
+    if ((int)blockIdx.z >= splits) return;
+    const int per = ((spanEnd - spanBegin + splits - 1) / splits + 31) & ~31;
     const int begin = spanBegin + (int)blockIdx.z * per, end = min(spanEnd, begin + per);
     const int myBegin = max(window > 0 ? max(0, pos - window + 1) : 0, begin), myEnd = min(pos + 1, end);
     const int kStride = headDim + 4;  // padding keeps lanes reading different rows off distinct banks
@@ -549,22 +589,41 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         if ((headDim & 7) == 0)
         {
             // 8 elements (16 bytes of bf16) per load.
-            const int vecs = headDim >> 3;
-            for (int e = tid; e < n * vecs; e += threads)
+            const int vecs = headDim >> 3, total = n * vecs;
+            // Four vectors of K and V per thread in flight before any is stored: the loads overlap instead of
+            // each waiting for the one before.
+            for (int e0 = tid; e0 < total; e0 += 4 * threads)
             {
-                int j = e / vecs, d = (e - j * vecs) << 3;
-                int p = base + j;
-                long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
-                long long off = slot * kvDim + (long long)kvh * headDim + d;
-                float a[8], b[8];
-                KV::load8(kc + off, a);
-                KV::load8(vc + off, b);
-                float4* kd = (float4*)(ks + j * kStride + d);
-                float4* vd = (float4*)(vs + j * headDim + d);
-                kd[0] = make_float4(a[0], a[1], a[2], a[3]);
-                kd[1] = make_float4(a[4], a[5], a[6], a[7]);
-                vd[0] = make_float4(b[0], b[1], b[2], b[3]);
-                vd[1] = make_float4(b[4], b[5], b[6], b[7]);
+                float a[4][8], b[4][8];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                {
+                    int e = e0 + u * threads;
+                    if (e < total)
+                    {
+                        int j = e / vecs, d = (e - j * vecs) << 3;
+                        int p = base + j;
+                        long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
+                        long long off = slot * kvDim + (long long)kvh * headDim + d;
+                        KV::load8(kc + off, a[u]);
+                        KV::load8(vc + off, b[u]);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                {
+                    int e = e0 + u * threads;
+                    if (e < total)
+                    {
+                        int j = e / vecs, d = (e - j * vecs) << 3;
+                        float4* kd = (float4*)(ks + j * kStride + d);
+                        float4* vd = (float4*)(vs + j * headDim + d);
+                        kd[0] = make_float4(a[u][0], a[u][1], a[u][2], a[u][3]);
+                        kd[1] = make_float4(a[u][4], a[u][5], a[u][6], a[u][7]);
+                        vd[0] = make_float4(b[u][0], b[u][1], b[u][2], b[u][3]);
+                        vd[1] = make_float4(b[u][4], b[u][5], b[u][6], b[u][7]);
+                    }
+                }
             }
         }
         else
@@ -617,7 +676,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         }
     }
     const long long row = (long long)t * heads + head;
-    if (gridDim.z == 1)
+    if (splits == 1)
     {
         if (!active) return;
         float inv = 1.f / l;
@@ -652,14 +711,13 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     if (warp == 0 && lane == 0)
     {
         int* counter = counters + (long long)blockIdx.x * gridDim.y + blockIdx.y;
-        lastSplit = atomicAdd(counter, 1) == (int)gridDim.z - 1;
+        lastSplit = atomicAdd(counter, 1) == splits - 1;
         if (lastSplit) *counter = 0;
     }
     __syncthreads();
     if (!lastSplit || !active) return;
     __threadfence();
     const float* part = partial + row * gridDim.z * stride;
-    const int splits = gridDim.z;
     float mMax = NEG_INF;
     for (int z = lane; z < splits; z += 32) mMax = fmaxf(mMax, __ldcg(part + z * stride + headDim));
     mMax = warp_max(mMax);
@@ -678,6 +736,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         int d = lane + 32 * i;
         if (d >= headDim) continue;
         float v = 0.f;
+#pragma unroll 4
         for (int z = 0; z < splits; z++)
         {
             float mz = __ldcg(part + z * stride + headDim);
