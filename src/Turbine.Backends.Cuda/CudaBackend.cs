@@ -646,7 +646,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         int blockSize = kv.Shape.BlockSize;
         int warps = wpb * tokensPerBlock;
         uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headDim) * 4);
-        var fn = _device.Function("attention_" + type);
+        string kernel = (_tileCount > 0 ? "attention_" : "attention_decode_") + type;
+        var fn = _device.Function(kernel);
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
             Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
         void** args = stackalloc void*[]
@@ -655,7 +656,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             &partial, &counters,
         };
         _activeProfiler?.Begin("attention");
-        _device.Launch(fn, "attention_" + type, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
+        _device.Launch(fn, kernel, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
         _activeProfiler?.End();
     }
 

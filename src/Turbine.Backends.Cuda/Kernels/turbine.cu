@@ -538,7 +538,9 @@ ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 // counters (left at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
 #define MAX_DIMS_PER_LANE 8
-template <class KV>
+// DEPTH: K/V vectors each thread loads before storing any (registers; decode blocks of 4 warps afford 4, prompt
+// blocks of 16 warps 2).
+template <class KV, int DEPTH>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
     const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
     int window, float* partial, int* counters)
@@ -590,13 +592,13 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         {
             // 8 elements (16 bytes of bf16) per load.
             const int vecs = headDim >> 3, total = n * vecs;
-            // Four vectors of K and V per thread in flight before any is stored: the loads overlap instead of
+            // DEPTH vectors of K and V per thread in flight before any is stored: the loads overlap instead of
             // each waiting for the one before.
-            for (int e0 = tid; e0 < total; e0 += 4 * threads)
+            for (int e0 = tid; e0 < total; e0 += DEPTH * threads)
             {
-                float a[4][8], b[4][8];
+                float a[DEPTH][8], b[DEPTH][8];
 #pragma unroll
-                for (int u = 0; u < 4; u++)
+                for (int u = 0; u < DEPTH; u++)
                 {
                     int e = e0 + u * threads;
                     if (e < total)
@@ -610,7 +612,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
                     }
                 }
 #pragma unroll
-                for (int u = 0; u < 4; u++)
+                for (int u = 0; u < DEPTH; u++)
                 {
                     int e = e0 + u * threads;
                     if (e < total)
@@ -745,9 +747,14 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         out[row * headDim + d] = v * inv;
     }
 }
+// attention_*: steps with prompt tiles (up to 16 warps a block); attention_decode_*: one token a block (4 warps).
 #define ATTENTION(TYPE, NAME) \
-    extern "C" __global__ void attention_##NAME(const float* q, float* out, const TYPE::T* kc, const TYPE::T* vc, const int* tokSeq, \
-        const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize, \
-        int window, float* partial, int* counters) \
-    { attention<TYPE>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
+    extern "C" __global__ void __launch_bounds__(512) attention_##NAME(const float* q, float* out, const TYPE::T* kc, const TYPE::T* vc, \
+        const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, \
+        int blockSize, int window, float* partial, int* counters) \
+    { attention<TYPE, 2>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); } \
+    extern "C" __global__ void __launch_bounds__(128) attention_decode_##NAME(const float* q, float* out, const TYPE::T* kc, \
+        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, \
+        int headDim, float scale, int blockSize, int window, float* partial, int* counters) \
+    { attention<TYPE, 4>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
 ATTENTION(F32, f32) ATTENTION(BF16, bf16) ATTENTION(F16, f16)
