@@ -40,8 +40,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private int _rowsCapacity;
     private int _maxContext;
 
-    private ulong _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace;
-    private long _gemmInBytes, _gemmOutBytes, _partialBytes, _idsBytes, _countersBytes, _flagBytes;
+    private ulong _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters;
+    private long _gemmInBytes, _gemmOutBytes, _partialBytes, _idsBytes, _countersBytes, _flagBytes, _argPartialBytes, _argCountersBytes;
     private nint _cublas;
 
     // RoPE queued for the next Attention, which applies it while writing k to the cache (one launch instead of two).
@@ -612,7 +612,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
             void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half };
             _activeProfiler?.Begin("rope + kv_write");
-            Run("rope_kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, fused);
+            Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
             _activeProfiler?.End();
         }
         else
@@ -747,10 +747,17 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             throw new ArgumentException($"{rows} rows of {width} floats do not fit in the buffer", nameof(rows));
         // Only the ids cross the bus: rows × 4 bytes instead of rows × width × 4 (33 MB at batch 64 of a 128k vocabulary).
         Grow(ref _ids, ref _idsBytes, rows * 4L, "argmax ids");
-        ulong x = Ptr(logits), idsPtr = _ids;
-        void** args = stackalloc void*[] { &x, &idsPtr, &width };
+        // Few rows are cut into chunks of about 4096 so that more than a handful of SMs scan them.
+        int chunks = rows >= 32 ? 1 : Math.Clamp(width / 4096, 1, 64);
+        if (chunks > 1)
+        {
+            Grow(ref _argPartial, ref _argPartialBytes, rows * chunks * 8L, "argmax partials");
+            Grow(ref _argCounters, ref _argCountersBytes, rows * 4L, "argmax counters", zero: true);
+        }
+        ulong x = Ptr(logits), idsPtr = _ids, best = _argPartial, index = _argPartial + (ulong)(rows * chunks * 4L), counters = _argCounters;
+        void** args = stackalloc void*[] { &x, &idsPtr, &width, &best, &index, &counters };
         _activeProfiler?.Begin("argmax");
-        Run("argmax_rows", (uint)rows, 1, 1, 1024, 1, 0, args);
+        Run("argmax_rows", (uint)rows, (uint)chunks, 1, chunks > 1 ? 256u : 1024u, 1, 0, args);
         fixed (int* d = ids)
         {
             Driver.Check(Driver.cuMemcpyDtoHAsync(d, _ids, (nuint)rows * sizeof(int), _device.Stream), "downloading argmax ids");
@@ -925,9 +932,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             Cublas.cublasDestroy(_cublas);
         _cublas = 0;
         _profiler?.Dispose();
-        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace })
+        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters })
             _device.Free(p);
-        _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = 0;
+        _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = _argPartial = _argCounters = 0;
         if (_staging != null)
             Driver.cuMemFreeHost(_staging);
         _staging = null;

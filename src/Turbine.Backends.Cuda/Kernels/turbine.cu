@@ -433,15 +433,21 @@ __device__ __forceinline__ bool argmax_better(float v, int i, float best, int be
     return v > best || (v == best && i < bestIndex);
 }
 
-extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* x, int* ids, int width)
+// Grid (rows, chunks): block (r, c) scans chunk c of row r. With one chunk it writes ids[r]; with several each writes
+// its (best, index) and the last block of the row to finish (counted in counters, left at zero again) merges them, so a
+// single row (batch 1) is scanned by many SMs instead of one.
+extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* x, int* ids, int width, float* partBest, int* partIndex,
+    int* counters)
 {
     __shared__ float warpBest[32];
     __shared__ int warpIndex[32];
+    __shared__ int lastChunk;
     const float* row = x + (long long)blockIdx.x * width;
+    const int chunk = (width + gridDim.y - 1) / gridDim.y, from = blockIdx.y * chunk, to = min(width, from + chunk);
     // 0x7fffffff: an index no element has, so any element (even -inf) beats the empty start.
     float best = NEG_INF;
     int index = 0x7fffffff;
-    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    for (int i = from + threadIdx.x; i < to; i += blockDim.x)
     {
         float v = row[i];
         if (argmax_better(v, i, best, index)) { best = v; index = i; }
@@ -459,6 +465,38 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* x, i
     if (warp != 0) return;
     best = lane < warps ? warpBest[lane] : NEG_INF;
     index = lane < warps ? warpIndex[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v = __shfl_xor_sync(FULL_MASK, best, o);
+        int i = __shfl_xor_sync(FULL_MASK, index, o);
+        if (argmax_better(v, i, best, index)) { best = v; index = i; }
+    }
+    if (gridDim.y == 1)
+    {
+        if (lane == 0) ids[blockIdx.x] = index;
+        return;
+    }
+    long long at = (long long)blockIdx.x * gridDim.y;
+    if (lane == 0)
+    {
+        partBest[at + blockIdx.y] = best;
+        partIndex[at + blockIdx.y] = index;
+        __threadfence();
+        lastChunk = atomicAdd(counters + blockIdx.x, 1) == (int)gridDim.y - 1;
+        if (lastChunk) counters[blockIdx.x] = 0;
+    }
+    __syncwarp();
+    if (!__shfl_sync(FULL_MASK, lastChunk, 0)) return;
+    __threadfence();
+    best = NEG_INF;
+    index = 0x7fffffff;
+    for (int c = lane; c < (int)gridDim.y; c += 32)
+    {
+        float v = __ldcg(partBest + at + c);
+        int i = __ldcg(partIndex + at + c);
+        if (argmax_better(v, i, best, index)) { best = v; index = i; }
+    }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
     {
@@ -486,33 +524,35 @@ extern "C" __global__ void kv_write_f32(const float* k, const float* v, const in
 extern "C" __global__ void kv_write_bf16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<BF16>(k, v, s, kc, vc, d); }
 extern "C" __global__ void kv_write_f16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<F16>(k, v, s, kc, vc, d); }
 
-// ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch -------
+// ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch, one
+// block per (token, head), and one more per token for v (and k's dimensions past the rotary ones, partial rotary) ----
 template <class KV>
 __device__ void rope_kv_write(float* q, float* k, const float* v, const float* cosTable, const float* sinTable, const int* slots,
     typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half)
 {
-    const int t = blockIdx.x, slot = slots[t], kvDim = kvHeads * headDim;
+    const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim;
     const long long dst = (long long)slot * kvDim;
-    const int pairs = (heads + kvHeads) * half;
-    for (int e = threadIdx.x; e < pairs; e += blockDim.x)
+    if (h < heads + kvHeads)
     {
-        int h = e / half, i = e - h * half;
-        bool key = h >= heads;
+        const bool key = h >= heads;
         float* x = key ? k + ((long long)t * kvHeads + (h - heads)) * headDim : q + ((long long)t * heads + h) * headDim;
-        float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
-        float a = x[i], b = x[i + half];
-        float ra = a * c - b * s, rb = b * c + a * s;
-        x[i] = ra;
-        x[i + half] = rb;
-        if (key && slot >= 0)
+        for (int i = threadIdx.x; i < half; i += blockDim.x)
         {
-            long long o = dst + (long long)(h - heads) * headDim;
-            kc[o + i] = KV::put(ra);
-            kc[o + i + half] = KV::put(rb);
+            float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
+            float a = x[i], b = x[i + half];
+            float ra = a * c - b * s, rb = b * c + a * s;
+            x[i] = ra;
+            x[i + half] = rb;
+            if (key && slot >= 0)
+            {
+                long long o = dst + (long long)(h - heads) * headDim;
+                kc[o + i] = KV::put(ra);
+                kc[o + i + half] = KV::put(rb);
+            }
         }
+        return;
     }
     if (slot < 0) return;
-    // v, and k's dimensions past the rotary ones (partial rotary).
     for (int d = threadIdx.x; d < kvDim; d += blockDim.x)
     {
         long long src = (long long)t * kvDim + d;
