@@ -31,7 +31,7 @@ public class InProcessRunTests
         var options = InProcessBenchmark.ExecutorOptionsFor(settings, dataset);
         Assert.Equal(mode == BenchmarkMode.Ifb ? BatchingMode.InFlight : BatchingMode.Static, options.Batching);
         Assert.Equal(mode == BenchmarkMode.StaticEmulated ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero, options.StaticBatchTimeout);
-        using var model = LocalModel.Load(Model, threads: 1, LlmExecutor.DecoderLimitsFor(options));
+        using var model = LocalModel.Load(Model, "cpu", threads: 1, LlmExecutor.DecoderLimitsFor(options));
         using var executor = new LlmExecutor(model.Decoder, options);
         var progress = new List<(int Done, int Total)>();
         var reporter = new SynchronousProgress(p => { lock (progress) progress.Add(p); });
@@ -69,13 +69,34 @@ public class InProcessRunTests
     }
 
     [Fact]
+    public void KvCacheIsAFullBatchUnlessAGpuMemoryFractionIsGiven()
+    {
+        var dataset = Workload(6);
+        int block = 16, longest = dataset.Samples.Max(s => s.InputIds.Length + s.OutputLen);
+        int perRequest = (longest + block - 1) / block * block + block;
+        // A limit beyond the workload's request count sizes nothing larger than the workload can fill.
+        var full = InProcessBenchmark.ExecutorOptionsFor(new InProcessSettings { MaxBatchSize = 1024 }, dataset);
+        Assert.Equal(6, full.MaxBatchSize);
+        Assert.Equal(6 * perRequest, full.MaxTokensInPagedKvCache);
+        Assert.Equal(new ExecutorOptions().KvCacheFreeGpuMemFraction, full.KvCacheFreeGpuMemFraction);
+
+        var sized = InProcessBenchmark.ExecutorOptionsFor(new InProcessSettings { MaxBatchSize = 4, KvCacheFreeGpuMemFraction = 0.5f }, dataset);
+        Assert.Null(sized.MaxTokensInPagedKvCache);
+        Assert.Equal(0.5f, sized.KvCacheFreeGpuMemFraction);
+        Assert.Equal(4, sized.MaxBatchSize);
+
+        var tokens = InProcessBenchmark.ExecutorOptionsFor(new InProcessSettings { KvTokens = 320 }, dataset);
+        Assert.Equal(320, tokens.MaxTokensInPagedKvCache);
+    }
+
+    [Fact]
     public async Task RejectedRequestsAreCountedAsFailures()
     {
         var dataset = Workload(4);
         // Token id 5000 lies outside the fixture's 1024-token vocabulary.
         dataset.Samples[2] = dataset.Samples[2] with { InputIds = [5000, 1, 2] };
         var options = InProcessBenchmark.ExecutorOptionsFor(new InProcessSettings { MaxBatchSize = 4, MaxNumTokens = 64 }, dataset);
-        using var model = LocalModel.Load(Model, threads: 1, LlmExecutor.DecoderLimitsFor(options));
+        using var model = LocalModel.Load(Model, "cpu", threads: 1, LlmExecutor.DecoderLimitsFor(options));
         using var executor = new LlmExecutor(model.Decoder, options);
         var report = await InProcessBenchmark.RunAsync(executor, dataset, new LoadSettings());
         Assert.Equal((4, 3, 1), (report.Requests, report.Completed, report.Failed));
@@ -87,11 +108,13 @@ public class InProcessRunTests
     public async Task SweepPointsGenerateFullStaticBatches()
     {
         int[] batches = [1, 3];
-        using var model = LocalModel.Load(Model, threads: 1, BatchSweep.LimitsFor(batches, 64));
+        using var model = LocalModel.Load(Model, "cpu", threads: 1, BatchSweep.LimitsFor(batches, 64));
         foreach (int batch in batches)
         {
             var point = await BatchSweep.MeasureAsync(model.Decoder, batch, inputLen: 12, outputLen: 6, maxNumTokens: 64, seed: 2);
             Assert.Equal((batch, 12, 6, 0), (point.BatchSize, point.InputLen, point.OutputLen, point.Errors));
+            Assert.Equal(model.Device, point.Device);
+            Assert.True(point.KvTokens >= batch * (12 + 6));
             Assert.Equal(batch * 6 / (point.LatencyMs / 1000), point.TokensPerSecond, 3);
         }
     }

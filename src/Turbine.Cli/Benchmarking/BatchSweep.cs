@@ -28,6 +28,12 @@ public sealed record SweepPoint
     /// <summary>Mean inter-token latency (one generation step), ms.</summary>
     [JsonPropertyName("itl_ms")]
     public double InterTokenLatencyMs { get; init; }
+    /// <summary>KV cache capacity of the batch's executor in tokens: a batch larger than fits runs in several waves.</summary>
+    [JsonPropertyName("kv_tokens")]
+    public int KvTokens { get; init; }
+    /// <summary>Where the batch ran, as <see cref="BackendDescription.Of"/> names it.</summary>
+    [JsonPropertyName("device")]
+    public string Device { get; init; } = "";
     /// <summary>Requests that failed or returned the wrong number of tokens.</summary>
     [JsonPropertyName("errors")]
     public int Errors { get; init; }
@@ -45,15 +51,21 @@ public static class BatchSweep
         return LlmExecutor.DecoderLimitsFor(new ExecutorOptions { MaxBatchSize = largest, MaxNumTokens = maxNumTokens });
     }
 
-    /// <summary>Runs one static batch of <paramref name="batchSize"/> random prompts and measures it.</summary>
+    /// <summary>
+    /// Runs one static batch of <paramref name="batchSize"/> random prompts and measures it. The KV cache holds the whole
+    /// batch, or with <paramref name="kvCacheFreeGpuMemFraction"/> that share of the GPU's free memory.
+    /// </summary>
     public static async Task<SweepPoint> MeasureAsync(Decoder decoder, int batchSize, int inputLen, int outputLen, int maxNumTokens, int seed,
-        CancellationToken cancellationToken = default)
+        float? kvCacheFreeGpuMemFraction = null, CancellationToken cancellationToken = default)
     {
         var dataset = TokenNormDistGenerator.Generate(new TokenNormDistOptions
         {
             NumRequests = batchSize, InputMean = inputLen, OutputMean = outputLen, VocabSize = decoder.Config.VocabSize, Seed = seed,
         });
-        var settings = new InProcessSettings { Mode = BenchmarkMode.Static, MaxBatchSize = batchSize, MaxNumTokens = maxNumTokens };
+        var settings = new InProcessSettings
+        {
+            Mode = BenchmarkMode.Static, MaxBatchSize = batchSize, MaxNumTokens = maxNumTokens, KvCacheFreeGpuMemFraction = kvCacheFreeGpuMemFraction,
+        };
         using var executor = new LlmExecutor(decoder, InProcessBenchmark.ExecutorOptionsFor(settings, dataset));
         var report = await InProcessBenchmark.RunAsync(executor, dataset, new LoadSettings(), cancellationToken: cancellationToken).ConfigureAwait(false);
         double latency = report.DurationSeconds * 1000;
@@ -62,6 +74,7 @@ public static class BatchSweep
             BatchSize = batchSize, InputLen = inputLen, OutputLen = outputLen, LatencyMs = latency,
             TokensPerSecond = report.OutputTokens / Math.Max(1e-9, report.DurationSeconds),
             TimeToFirstTokenMs = report.TimeToFirstToken.Mean, InterTokenLatencyMs = report.InterTokenLatency.Mean,
+            KvTokens = executor.KvCapacityTokens, Device = BackendDescription.Of(decoder.Backend),
             Errors = report.Failed + report.LengthMismatches,
         };
     }

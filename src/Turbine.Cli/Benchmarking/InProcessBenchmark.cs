@@ -11,8 +11,16 @@ public sealed record InProcessSettings
     public int MaxBatchSize { get; init; } = 64;
     /// <summary>Tokens per step at most; longer prompts are prefilled in chunks.</summary>
     public int MaxNumTokens { get; init; } = 2048;
-    /// <summary>KV cache capacity in tokens; null holds a full batch of the dataset's longest request.</summary>
+    /// <summary>
+    /// KV cache capacity in tokens; null with no <see cref="KvCacheFreeGpuMemFraction"/> holds a full batch of the dataset's
+    /// longest request.
+    /// </summary>
     public int? KvTokens { get; init; }
+    /// <summary>
+    /// With no <see cref="KvTokens"/>: size the KV cache as the executor does from memory, this share of the GPU's free
+    /// memory after loading (kv_cache_free_gpu_mem_fraction); on the CPU the executor's memory budget applies.
+    /// </summary>
+    public float? KvCacheFreeGpuMemFraction { get; init; }
     /// <summary>Static-emulated mode: how long to wait for a full batch.</summary>
     public TimeSpan StaticTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>Tokens per KV block.</summary>
@@ -30,10 +38,14 @@ public static class InProcessBenchmark
             longest = Math.Max(longest, s.InputIds.Length + s.OutputLen);
         int block = settings.TokensPerBlock;
         int perRequest = (longest + block - 1) / block * block + block;
-        int kvTokens = settings.KvTokens ?? (int)Math.Min(int.MaxValue, (long)Math.Min(settings.MaxBatchSize, dataset.Samples.Length) * perRequest);
-        return new ExecutorOptions
+        // A batch never holds more requests than the workload has: a larger limit would only size step buffers
+        // (host and device logits among them) that no step uses.
+        int maxBatch = Math.Min(settings.MaxBatchSize, Math.Max(1, dataset.Samples.Length));
+        int? kvTokens = settings.KvTokens
+            ?? (settings.KvCacheFreeGpuMemFraction is null ? (int)Math.Min(int.MaxValue, (long)maxBatch * perRequest) : null);
+        var options = new ExecutorOptions
         {
-            MaxBatchSize = settings.MaxBatchSize,
+            MaxBatchSize = maxBatch,
             MaxNumTokens = settings.MaxNumTokens,
             TokensPerBlock = block,
             MaxTokensInPagedKvCache = kvTokens,
@@ -42,6 +54,7 @@ public static class InProcessBenchmark
             // The load generator, not the executor, decides how many requests wait.
             MaxQueueSize = Math.Max(1024, dataset.Samples.Length),
         };
+        return settings.KvCacheFreeGpuMemFraction is float fraction ? options with { KvCacheFreeGpuMemFraction = fraction } : options;
     }
 
     /// <summary>Runs one short request so that first-use costs (JIT, buffers) stay out of the measurement.</summary>

@@ -1,14 +1,15 @@
-using Turbine.Backends.Cpu;
+using Turbine.Cli.Hosting;
+using Turbine.Engine.Backends;
 using Turbine.Engine.Models;
 
 namespace Turbine.Cli.Benchmarking;
 
-/// <summary>A model loaded on the CPU backend for in-process benchmarks; executors of any size up to its limits run on it.</summary>
+/// <summary>A model loaded on the backend --device asked for, for in-process benchmarks; executors of any size up to its limits run on it.</summary>
 public sealed class LocalModel : IDisposable
 {
-    private readonly CpuBackend _backend;
+    private readonly IComputeBackend _backend;
 
-    private LocalModel(CpuBackend backend, Decoder decoder)
+    private LocalModel(IComputeBackend backend, Decoder decoder)
     {
         _backend = backend;
         Decoder = decoder;
@@ -17,10 +18,17 @@ public sealed class LocalModel : IDisposable
     /// <summary>The loaded decoder.</summary>
     public Decoder Decoder { get; }
 
-    /// <summary>Loads the checkpoint in <paramref name="directory"/> with <paramref name="threads"/> CPU threads (0: one per core).</summary>
-    public static LocalModel Load(string directory, int threads, DecoderLimits limits, IProgress<(int Done, int Total)>? progress = null)
+    /// <summary>The device the model runs on, as <see cref="BackendDescription.Of"/> names it.</summary>
+    public string Device => BackendDescription.Of(_backend);
+
+    /// <summary>
+    /// Loads the checkpoint in <paramref name="directory"/> on <paramref name="device"/> (cpu, cuda or auto, as
+    /// <c>turbine run --device</c>), with <paramref name="threads"/> CPU threads (0: one per core) on the CPU.
+    /// "cuda" without a usable GPU throws <see cref="Turbine.Backends.Cuda.CudaException"/>.
+    /// </summary>
+    public static LocalModel Load(string directory, string device, int threads, DecoderLimits limits, IProgress<(int Done, int Total)>? progress = null)
     {
-        var backend = new CpuBackend(threads);
+        var backend = BackendFactory.Create(device, threads);
         try
         {
             return new LocalModel(backend, Decoder.Load(directory, backend, limits, progress));

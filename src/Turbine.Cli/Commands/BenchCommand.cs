@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Spectre.Console;
+using Turbine.Backends.Cuda;
 using Turbine.Cli.Benchmarking;
 using Turbine.Cli.Hosting;
 using Turbine.Core.Checkpoints;
@@ -81,8 +82,10 @@ internal static class BenchCommand
         var maxBatch = new Option<int>("--max-batch-size") { Description = "Requests in the running batch at most", DefaultValueFactory = _ => 64 };
         var maxTokens = new Option<int>("--max-num-tokens") { Description = "Tokens per engine step at most (prompts are prefilled in chunks)", DefaultValueFactory = _ => 2048 };
         var kvTokens = new Option<int?>("--kv-tokens") { Description = "KV cache capacity in tokens (default: a full batch of the longest request)" };
+        var kvFraction = KvFractionOption();
         var timeout = new Option<int>("--static-timeout-ms") { Description = "static-emulated: wait this long for a full batch", DefaultValueFactory = _ => 500 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
+        var device = DeviceOption();
         var seed = new Option<int>("--seed") { Description = "Seed of the arrival times" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the table" };
         var url = new Option<Uri?>("--url")
@@ -93,7 +96,7 @@ internal static class BenchCommand
         var modelName = new Option<string>("--model-name") { Description = "For servers (--url): the served model's name", DefaultValueFactory = _ => "ensemble" };
         var command = new Command("run", "Send a workload to the engine in-process (or to a server with --url) and report throughput and latency (gptManagerBenchmark)")
         {
-            model, dataset, mode, rate, concurrency, maxBatch, maxTokens, kvTokens, timeout, threads, seed, json, url, modelName,
+            model, dataset, mode, rate, concurrency, maxBatch, maxTokens, kvTokens, kvFraction, timeout, threads, device, seed, json, url, modelName,
         };
         // The body blocks on the benchmark inside a progress display; the action stays async for Ctrl+C's token.
         command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
@@ -108,15 +111,18 @@ internal static class BenchCommand
                 var settings = new InProcessSettings
                 {
                     Mode = ParseMode(parse.GetValue(mode)!), MaxBatchSize = parse.GetValue(maxBatch), MaxNumTokens = parse.GetValue(maxTokens),
-                    KvTokens = parse.GetValue(kvTokens), StaticTimeout = TimeSpan.FromMilliseconds(parse.GetValue(timeout)),
+                    KvTokens = parse.GetValue(kvTokens), KvCacheFreeGpuMemFraction = parse.GetValue(kvFraction),
+                    StaticTimeout = TimeSpan.FromMilliseconds(parse.GetValue(timeout)),
                 };
                 if (settings.MaxBatchSize < 1 || settings.MaxNumTokens < 1 || load.Concurrency < 0)
                     return Fail("--max-batch-size and --max-num-tokens must be positive, --concurrency not negative");
+                if (CheckKvSizing(settings.KvTokens, settings.KvCacheFreeGpuMemFraction) is { } invalid)
+                    return Fail(invalid);
                 BenchmarkReport report;
                 RunConfiguration config;
                 if (parse.GetValue(url) is { } server)
                 {
-                    config = RunConfiguration.Of(server.ToString(), "server", null, load);
+                    config = RunConfiguration.Of(server.ToString(), "server", load);
                     using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                     var target = new TritonGenerateStreamTarget(http, server, parse.GetValue(modelName)!);
                     report = ConsoleProgress.Run("requests", progress =>
@@ -126,10 +132,10 @@ internal static class BenchCommand
                 {
                     var modelDir = parse.GetValue(model) ?? ModelLocator.DefaultModel();
                     var options = InProcessBenchmark.ExecutorOptionsFor(settings, workload);
-                    config = RunConfiguration.Of(modelDir, parse.GetValue(mode)!, options, load);
                     using var local = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}",
-                        progress => LocalModel.Load(modelDir, parse.GetValue(threads), LlmExecutor.DecoderLimitsFor(options), progress));
+                        progress => LocalModel.Load(modelDir, parse.GetValue(device)!, parse.GetValue(threads), LlmExecutor.DecoderLimitsFor(options), progress));
                     using var executor = new LlmExecutor(local.Decoder, options);
+                    config = RunConfiguration.Of(modelDir, parse.GetValue(mode)!, load, executor, local.Device);
                     report = ConsoleProgress.Run($"{config.Mode}: requests", progress =>
                         InProcessBenchmark.RunAsync(executor, workload, load, progress, cancellationToken).GetAwaiter().GetResult());
                 }
@@ -142,7 +148,7 @@ internal static class BenchCommand
                 return report.Completed > 0 ? 0 : 1;
             }
             catch (Exception e) when (e is CheckpointException or InvalidDataException or IOException or UnauthorizedAccessException
-                or ArgumentException or FormatException)
+                or ArgumentException or FormatException or CudaException)
             {
                 return Fail(e.Message);
             }
@@ -156,12 +162,14 @@ internal static class BenchCommand
         var inputLens = new Option<string>("--input-lens") { Description = "Comma-separated prompt lengths", DefaultValueFactory = _ => "128" };
         var outputLens = new Option<string>("--output-lens") { Description = "Comma-separated output lengths", DefaultValueFactory = _ => "128" };
         var maxTokens = new Option<int>("--max-num-tokens") { Description = "Tokens per engine step at most", DefaultValueFactory = _ => 2048 };
+        var kvFraction = KvFractionOption();
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
+        var device = DeviceOption();
         var seed = new Option<int>("--seed") { Description = "Seed of the random prompts" };
         var json = new Option<bool>("--json") { Description = "Print one JSON array instead of the table" };
         var command = new Command("sweep", "Time static batches for every batch size × input length × output length (gptSessionBenchmark)")
         {
-            model, batchSizes, inputLens, outputLens, maxTokens, threads, seed, json,
+            model, batchSizes, inputLens, outputLens, maxTokens, kvFraction, threads, device, seed, json,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
         return command;
@@ -176,9 +184,12 @@ internal static class BenchCommand
                 int numTokens = parse.GetValue(maxTokens);
                 if (numTokens < 1)
                     return Fail("--max-num-tokens must be positive");
+                float? fraction = parse.GetValue(kvFraction);
+                if (CheckKvSizing(null, fraction) is { } invalid)
+                    return Fail(invalid);
                 var modelDir = parse.GetValue(model) ?? ModelLocator.DefaultModel();
                 using var local = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}",
-                    progress => LocalModel.Load(modelDir, parse.GetValue(threads), BatchSweep.LimitsFor(batches, numTokens), progress));
+                    progress => LocalModel.Load(modelDir, parse.GetValue(device)!, parse.GetValue(threads), BatchSweep.LimitsFor(batches, numTokens), progress));
                 var points = new List<SweepPoint>();
                 int total = batches.Length * inputs.Length * outputs.Length;
                 ConsoleProgress.Run("sweep", progress =>
@@ -188,7 +199,8 @@ internal static class BenchCommand
                         foreach (int i in inputs)
                             foreach (int o in outputs)
                             {
-                                points.Add(BatchSweep.MeasureAsync(local.Decoder, b, i, o, numTokens, parse.GetValue(seed), cancellationToken).GetAwaiter().GetResult());
+                                points.Add(BatchSweep.MeasureAsync(local.Decoder, b, i, o, numTokens, parse.GetValue(seed), fraction, cancellationToken)
+                                    .GetAwaiter().GetResult());
                                 progress.Report((points.Count, total));
                             }
                     return points;
@@ -196,14 +208,40 @@ internal static class BenchCommand
                 if (parse.GetValue(json))
                     Console.WriteLine(JsonSerializer.Serialize(points));
                 else
-                    PrintSweep(points);
+                    PrintSweep(local.Device, points);
                 return points.TrueForAll(p => p.Errors == 0) ? 0 : 1;
             }
-            catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException or ArgumentException or FormatException)
+            catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException or ArgumentException or FormatException
+                or CudaException)
             {
                 return Fail(e.Message);
             }
         }
+    }
+
+    // The same option as turbine run's and serve's, so that a benchmark runs where serving would.
+    private static Option<string> DeviceOption()
+    {
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
+        device.AcceptOnlyFromAmong(BackendFactory.Devices);
+        return device;
+    }
+
+    private static Option<float?> KvFractionOption() => new("--kv-cache-free-gpu-mem-fraction")
+    {
+        Description = "KV cache size as a share in (0, 1] of the GPU memory free after loading (kv_cache_free_gpu_mem_fraction), "
+            + "instead of a full batch of the longest request; on the CPU the executor's memory budget applies",
+    };
+
+    private static string? CheckKvSizing(int? kvTokens, float? fraction)
+    {
+        if (kvTokens is not null && fraction is not null)
+            return "give --kv-tokens or --kv-cache-free-gpu-mem-fraction, not both";
+        if (kvTokens < 1)
+            return $"--kv-tokens must be positive, not {kvTokens}";
+        if (fraction is float f && !(f > 0f && f <= 1f))
+            return $"--kv-cache-free-gpu-mem-fraction must be in (0, 1], not {f.ToString(CultureInfo.InvariantCulture)}";
+        return null;
     }
 
     private static BenchmarkMode ParseMode(string mode) => mode switch
@@ -238,6 +276,10 @@ internal static class BenchCommand
     {
         var summary = new Table().Border(TableBorder.Rounded).AddColumn("").AddColumn(new TableColumn("value").RightAligned());
         summary.Title = new TableTitle($"turbine bench run: {Markup.Escape(config.Mode)} on {Markup.Escape(config.Target)}");
+        if (config.Device is not null)
+            summary.AddRow("device", Markup.Escape(config.Device));
+        if (config.KvTokens is int kv)
+            summary.AddRow("KV cache (tokens)", kv.ToString(CultureInfo.InvariantCulture));
         summary.AddRow("requests (completed / failed)", $"{r.Completed} / {r.Failed}");
         if (r.LengthMismatches > 0)
             summary.AddRow("requests with a wrong output length", r.LengthMismatches.ToString(CultureInfo.InvariantCulture));
@@ -259,9 +301,9 @@ internal static class BenchCommand
     private static void AddLatencyRow(Table table, string name, LatencySummary s) =>
         table.AddRow(name, F(s.Mean), F(s.P50), F(s.P90), F(s.P99));
 
-    private static void PrintSweep(List<SweepPoint> points)
+    private static void PrintSweep(string device, List<SweepPoint> points)
     {
-        var table = new Table().Border(TableBorder.Rounded).Title("turbine bench sweep (static batches)");
+        var table = new Table().Border(TableBorder.Rounded).Title($"turbine bench sweep (static batches) on {Markup.Escape(device)}");
         foreach (var column in (string[])["batch", "input", "output", "latency (ms)", "tokens/s", "TTFT (ms)", "ITL (ms)", "errors"])
             table.AddColumn(new TableColumn(column).RightAligned());
         foreach (var p in points)
@@ -284,18 +326,23 @@ internal static class BenchCommand
     {
         [JsonPropertyName("target")] public required string Target { get; init; }
         [JsonPropertyName("mode")] public required string Mode { get; init; }
+        [JsonPropertyName("device")] public string? Device { get; init; }
         [JsonPropertyName("max_batch_size")] public int? MaxBatchSize { get; init; }
         [JsonPropertyName("max_num_tokens")] public int? MaxNumTokens { get; init; }
+        // The capacity the executor allocated, also when it was sized from free GPU memory.
         [JsonPropertyName("kv_tokens")] public int? KvTokens { get; init; }
+        [JsonPropertyName("kv_cache_free_gpu_mem_fraction")] public float? KvCacheFreeGpuMemFraction { get; init; }
         [JsonPropertyName("static_timeout_ms")] public double? StaticTimeoutMs { get; init; }
         // JSON has no infinity; null means all requests at once.
         [JsonPropertyName("request_rate")] public double? RequestRate { get; init; }
         [JsonPropertyName("concurrency")] public int Concurrency { get; init; }
 
-        public static RunConfiguration Of(string target, string mode, ExecutorOptions? executor, LoadSettings load) => new()
+        public static RunConfiguration Of(string target, string mode, LoadSettings load, LlmExecutor? executor = null, string? device = null) => new()
         {
-            Target = target, Mode = mode, MaxBatchSize = executor?.MaxBatchSize, MaxNumTokens = executor?.MaxNumTokens,
-            KvTokens = executor?.MaxTokensInPagedKvCache, StaticTimeoutMs = executor?.StaticBatchTimeout.TotalMilliseconds,
+            Target = target, Mode = mode, Device = device, MaxBatchSize = executor?.Options.MaxBatchSize, MaxNumTokens = executor?.Options.MaxNumTokens,
+            KvTokens = executor?.KvCapacityTokens,
+            KvCacheFreeGpuMemFraction = executor?.Options is { MaxTokensInPagedKvCache: null } sized ? sized.KvCacheFreeGpuMemFraction : null,
+            StaticTimeoutMs = executor?.Options.StaticBatchTimeout.TotalMilliseconds,
             RequestRate = double.IsPositiveInfinity(load.RequestRate) ? null : load.RequestRate, Concurrency = load.Concurrency,
         };
     }

@@ -1,0 +1,17 @@
+using Turbine.Backends.Cpu;
+using Turbine.Backends.Cuda;
+using Turbine.Engine.Backends;
+
+namespace Turbine.Cli.Benchmarking;
+
+/// <summary>Names the device a benchmark measured on, so that every figure it prints says where it came from.</summary>
+public static class BackendDescription
+{
+    /// <summary>"cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, driver 12080)" on a GPU, "cpu (16 threads)" on the CPU.</summary>
+    public static string Of(IComputeBackend backend) => backend switch
+    {
+        CudaBackend gpu => $"{gpu.Name} {gpu.DeviceDescription}",
+        CpuBackend cpu => $"cpu ({cpu.Threads} thread{(cpu.Threads == 1 ? "" : "s")})",
+        _ => backend.Name,
+    };
+}
