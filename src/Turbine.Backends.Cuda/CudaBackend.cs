@@ -482,7 +482,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
                 int width = _pending.End[i] - (i == 0 ? 0 : _pending.End[i - 1]);
                 parts.Output[i] = _pending.Output[i] + (ulong)((long)r * width * 4);
             }
-            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args, _options.DependentLaunch);
         }
         _activeProfiler?.End();
     }
@@ -502,7 +502,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             long at = (long)r * n * 4;
             xr = _pendingX + (ulong)((long)r * k * 4);
             (gate, up, y) = (parts.Output[0] + (ulong)at, parts.Output[1] + (ulong)at, swiglu + (ulong)at);
-            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args);
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args, _options.DependentLaunch);
         }
         _activeProfiler?.End();
     }
@@ -855,10 +855,10 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 
     private uint Blocks(long count) => (uint)Math.Clamp((count + 255) / 256, 1, 16L * _device.Multiprocessors);
 
-    private void Run(string kernel, uint gx, uint gy, uint gz, uint bx, uint by, uint shared, void** args)
+    private void Run(string kernel, uint gx, uint gy, uint gz, uint bx, uint by, uint shared, void** args, bool dependent = false)
     {
         _device.MakeCurrent();
-        _device.Launch(_device.Function(kernel), kernel, gx, gy, gz, bx, by, shared, args);
+        _device.Launch(_device.Function(kernel), kernel, gx, gy, gz, bx, by, shared, args, dependent && _activeProfiler is null);
     }
 
     private static long Take(ref long offset, long bytes)

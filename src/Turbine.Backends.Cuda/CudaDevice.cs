@@ -87,12 +87,28 @@ internal sealed unsafe class CudaDevice : IDisposable
         return f;
     }
 
-    /// <summary>Launches <paramref name="function"/> on the stream; <paramref name="args"/> point at each argument.</summary>
-    public void Launch(nint function, string name, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint sharedBytes, void** args)
+    /// <summary>
+    /// Launches <paramref name="function"/> on the stream; <paramref name="args"/> point at each argument. A
+    /// <paramref name="dependent"/> launch may start while the kernel before it finishes (programmatic dependent launch,
+    /// sm_90+): the kernel itself waits for its predecessor before reading what that wrote.
+    /// </summary>
+    public void Launch(nint function, string name, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint sharedBytes, void** args,
+        bool dependent = false)
     {
         if (gridX == 0 || gridY == 0 || gridZ == 0)
             return;
-        Driver.Check(Driver.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes, Stream, args, null), $"launching {name}");
+        if (!dependent || Major < 9)
+        {
+            Driver.Check(Driver.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes, Stream, args, null), $"launching {name}");
+            return;
+        }
+        var attribute = new Driver.LaunchAttribute { Id = Driver.LaunchAttributeProgrammaticStreamSerialization, Value = 1 };
+        var config = new Driver.LaunchConfig
+        {
+            GridX = gridX, GridY = gridY, GridZ = gridZ, BlockX = blockX, BlockY = blockY, BlockZ = 1, SharedBytes = sharedBytes,
+            Stream = Stream, Attributes = &attribute, AttributeCount = 1,
+        };
+        Driver.Check(Driver.cuLaunchKernelEx(&config, function, args, null), $"launching {name}");
     }
 
     /// <summary>Device memory of <paramref name="bytes"/>; out of memory says how much was asked for and how much is free.</summary>

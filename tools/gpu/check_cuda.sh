@@ -88,6 +88,7 @@ perf() {  # label, env..., -- bench args
 perf default TURBINE_CUDA_GRAPHS=1 -- --batch 1
 perf default TURBINE_CUDA_GRAPHS=1 -- --batch 64 --ttft 2048
 perf graphs-off TURBINE_CUDA_GRAPHS=0 -- --batch 1
+perf pdl-off TURBINE_CUDA_PDL=0 -- --batch 1
 perf gemm-f16 TURBINE_CUDA_GEMM=f16 -- --batch 1
 perf gemm-f16 TURBINE_CUDA_GEMM=f16 -- --batch 64 --ttft 2048
 perf gemm-f16+kv-f16 TURBINE_CUDA_GEMM=f16 TURBINE_CUDA_KV=f16 -- --batch 64

@@ -11,10 +11,12 @@
 #define SAMPLE_LOGPROB 2
 #define SAMPLE_ALL 0x7fffffff
 
+// Per-warp partial results of the block reductions, and (at [32]) the block's result.
 struct SampleShared
 {
     float f[33];
     int i[33];
+    int c[33];
 };
 
 // Sum of s and of c over the block; every thread gets both. Starts with a barrier, so consecutive calls never overwrite
@@ -66,19 +68,19 @@ __device__ void sample_min_count(int& v, int& c, SampleShared& sh)
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) { v = min(v, __shfl_xor_sync(FULL_MASK, v, o)); c += __shfl_xor_sync(FULL_MASK, c, o); }
     __syncthreads();
-    if (lane == 0) { sh.i[warp] = v; sh.f[warp] = __int_as_float(c); }
+    if (lane == 0) { sh.i[warp] = v; sh.c[warp] = c; }
     __syncthreads();
     if (warp == 0)
     {
         v = lane < warps ? sh.i[lane] : SAMPLE_ALL;
-        c = lane < warps ? __float_as_int(sh.f[lane]) : 0;
+        c = lane < warps ? sh.c[lane] : 0;
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) { v = min(v, __shfl_xor_sync(FULL_MASK, v, o)); c += __shfl_xor_sync(FULL_MASK, c, o); }
-        if (lane == 0) { sh.i[32] = v; sh.f[32] = __int_as_float(c); }
+        if (lane == 0) { sh.i[32] = v; sh.c[32] = c; }
     }
     __syncthreads();
     v = sh.i[32];
-    c = __float_as_int(sh.f[32]);
+    c = sh.c[32];
 }
 
 // The block's first largest value and its index, by argmax_rows' rules (a NaN beats any number); every thread gets them.
@@ -113,6 +115,23 @@ __device__ void sample_argmax(float& best, int& index, SampleShared& sh)
     index = sh.i[32];
 }
 
+// Calls f(value, index) for this thread's elements of the row, in increasing index order, with SAMPLE_UNROLL loads in
+// flight: a pass over a row is bound by load latency, not bandwidth.
+#define SAMPLE_UNROLL 16
+template <class F>
+__device__ __forceinline__ void sample_each(const float* e, int width, F f)
+{
+    const int step = blockDim.x;
+    for (int base = threadIdx.x; base < width; base += SAMPLE_UNROLL * step)
+    {
+        float v[SAMPLE_UNROLL];
+#pragma unroll
+        for (int k = 0; k < SAMPLE_UNROLL; k++) { int i = base + k * step; v[k] = i < width ? e[i] : 0.f; }
+#pragma unroll
+        for (int k = 0; k < SAMPLE_UNROLL; k++) { int i = base + k * step; if (i < width) f(v[k], i); }
+    }
+}
+
 // Whether the element (bits b, index i) is in the prefix that ends with the element (bits pb, index pi).
 __device__ __forceinline__ bool sample_upto(int b, int i, int pb, int pi) { return b > pb || (b == pb && i <= pi); }
 
@@ -121,12 +140,11 @@ __device__ void sample_prefix(const float* e, int width, int pb, int pi, int kb,
 {
     float s = 0.f;
     int c = 0;
-    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    sample_each(e, width, [&](float v, int i)
     {
-        float v = e[i];
         int b = __float_as_int(v);
         if (sample_upto(b, i, pb, pi) && sample_upto(b, i, kb, ki)) { s += v; c++; }
-    }
+    });
     sample_sum(s, c, sh);
     sum = s;
     count = c;
@@ -136,11 +154,11 @@ __device__ void sample_prefix(const float* e, int width, int pb, int pi, int kb,
 __device__ void sample_first_of(const float* e, int width, int b, int from, int kb, int ki, int& index, int& count, SampleShared& sh)
 {
     int v = SAMPLE_ALL, c = 0;
-    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    sample_each(e, width, [&](float value, int i)
     {
-        int bits = __float_as_int(e[i]);
+        int bits = __float_as_int(value);
         if (bits == b && i >= from && sample_upto(bits, i, kb, ki)) { v = min(v, i); c++; }
-    }
+    });
     sample_min_count(v, c, sh);
     index = v;
     count = c;

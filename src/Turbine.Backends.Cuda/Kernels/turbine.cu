@@ -69,6 +69,23 @@ struct F16
     }
 };
 
+// Programmatic dependent launch (sm_90+): a kernel lets the next one start launching once all its blocks run, and a
+// kernel launched that way does work that needs nothing from its predecessor (pulling weights into L2) before it waits
+// for the predecessor to finish. Elsewhere both are no-ops and launches serialise as usual.
+__device__ __forceinline__ void launch_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_predecessor()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -113,6 +130,7 @@ extern "C" __global__ void embed_f16(const u16* t, const int* tok, float* y, int
 // ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
 extern "C" __global__ void rmsnorm(float* residual, const float* delta, const float* weight, float eps, float* y, int width)
 {
+    launch_dependents();
     long long base = (long long)blockIdx.x * width;
     float* x = residual + base;
     if ((width & 3) == 0 && width <= 32 * (int)blockDim.x)
@@ -182,9 +200,14 @@ struct LinearParts
 template <class W, int M>
 __device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
 {
+    launch_dependents();
     int column = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
-    if (column >= parts.end[2]) return;
+    if (column >= parts.end[2])
+    {
+        wait_for_predecessor();
+        return;
+    }
     // Selects instead of indexing the parameter arrays, which would move them to local memory.
     int p = column < parts.end[0] ? 0 : column < parts.end[1] ? 1 : 2;
     int start = p == 0 ? 0 : p == 1 ? parts.end[0] : parts.end[1];
@@ -194,6 +217,8 @@ __device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
     const float* bias = p == 0 ? parts.bias[0] : p == 1 ? parts.bias[1] : parts.bias[2];
     float* y = p == 0 ? parts.y[0] : p == 1 ? parts.y[1] : parts.y[2];
     const typename W::T* wr = w + (long long)j * k;
+    for (int i = lane * 8; i < min(k, 1024); i += 256) prefetch_l2(wr + i);
+    wait_for_predecessor();
     float acc[M];
 #pragma unroll
     for (int m = 0; m < M; m++) acc[m] = 0.f;
@@ -249,11 +274,22 @@ template <class W, int M>
 __device__ void gemv_swiglu(const typename W::T* gw, const typename W::T* uw, const float* x, int k, int rows, int n, float* gate,
     float* up, float* y)
 {
+    launch_dependents();
     int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
-    if (j >= n) return;
+    if (j >= n)
+    {
+        wait_for_predecessor();
+        return;
+    }
     const typename W::T* gr = gw + (long long)j * k;
     const typename W::T* ur = uw + (long long)j * k;
+    for (int i = lane * 8; i < min(k, 1024); i += 256)
+    {
+        prefetch_l2(gr + i);
+        prefetch_l2(ur + i);
+    }
+    wait_for_predecessor();
     float ga[M], ua[M];
 #pragma unroll
     for (int m = 0; m < M; m++) ga[m] = ua[m] = 0.f;
@@ -418,6 +454,7 @@ extern "C" __global__ void silu_mul(const float* gate, const float* up, float* y
 // ---- y[i] = x[rows[i]] ---------------------------------------------------------------------------------------------
 extern "C" __global__ void gather_rows(const float* x, const int* rows, float* y, int width)
 {
+    launch_dependents();
     const float* src = x + (long long)rows[blockIdx.x] * width;
     float* dst = y + (long long)blockIdx.x * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
@@ -585,6 +622,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
     int window, float* partial, int* counters)
 {
+    launch_dependents();
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
     const int warp = threadIdx.y, lane = threadIdx.x;

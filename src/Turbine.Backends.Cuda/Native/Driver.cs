@@ -51,12 +51,34 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuGraphLaunch(nint exec, nint stream);
     [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(nint exec);
     [LibraryImport(Lib)] public static partial int cuGraphDestroy(nint graph);
+    [LibraryImport(Lib)] public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
     [LibraryImport(Lib)] public static partial int cuEventCreate(nint* e, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint e);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint e, nint stream);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* milliseconds, nint start, nint end);
     [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, byte** name);
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, byte** text);
+
+    /// <summary>CUlaunchConfig: a launch's shape, stream and attributes.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute: an id and a 64-byte value, of which the attributes used here need the first int.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    public struct LaunchAttribute
+    {
+        [FieldOffset(0)] public int Id;
+        [FieldOffset(8)] public int Value;
+    }
+
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.</summary>
+    public const int LaunchAttributeProgrammaticStreamSerialization = 6;
 
     /// <summary>Throws a <see cref="CudaException"/> naming <paramref name="call"/> unless <paramref name="status"/> is CUDA_SUCCESS.</summary>
     public static void Check(int status, string call)
