@@ -4,6 +4,7 @@ using Turbine.Backends.Cuda;
 using Turbine.Core.Checkpoints;
 using Turbine.Core.Tensors;
 using Turbine.Engine.Backends;
+using Turbine.Engine.Sampling;
 
 namespace Turbine.Bench.Cuda;
 
@@ -103,6 +104,7 @@ internal static unsafe class Ops
             }
         }
         failures += ArgMaxCases(cuda, cpu);
+        failures += SampleCases(cuda, cpu);
         return failures == 0 ? 0 : 1;
     }
 
@@ -149,6 +151,184 @@ internal static unsafe class Ops
                 + (ok ? "" : $" expected {string.Join(',', ids[0].Take(5))}"));
         }
         return failures;
+    }
+
+    // Sampling on the device: mixed greedy and sampled rows (top_k 0/1/40, top_p 1/0.9/0.5, temperature 0.7/1.3),
+    // penalties and bans from CSR lists, rows of big ties. Ids must equal the CPU backend's, except where the CPU side's
+    // r or top-p cut lies within 1e-4 (relative) of a candidate boundary (counted and shown); log probs within 1e-4.
+    private static int SampleCases(CudaBackend cuda, CpuBackend cpu)
+    {
+        Console.WriteLine("-- sampling of logit rows");
+        int failures = 0;
+        var rng = new Random(23);
+        foreach (var (rows, width) in new[] { (1, 128256), (5, 128256), (64, 128256), (1, 1000), (5, 1000), (64, 1000) })
+        {
+            var data = new float[rows * width];
+            var batch = new SamplingBatch();
+            for (int r = 0; r < rows; r++)
+            {
+                var row = data.AsSpan(r * width, width);
+                int kind = r % 4;
+                for (int i = 0; i < width; i++)
+                    row[i] = kind switch
+                    {
+                        // Big ties: a few distinct values over the whole row.
+                        1 => rng.Next(-3, 4) * 0.5f,
+                        // Every value equal except one clear maximum.
+                        2 => i == width / 3 ? 4f : 1f,
+                        _ => (float)(rng.NextDouble() * 16 - 8),
+                    };
+                var tokens = Enumerable.Range(0, width).OrderBy(_ => rng.Next()).Take(rng.Next(0, 60)).ToArray();
+                foreach (int t in tokens)
+                    batch.AddPenalty(t, rng.Next(0, 4));
+                for (int b = rng.Next(0, 6); b > 0; b--)
+                    batch.AddBan(rng.Next(-2, width + 2));
+                bool greedy = rng.Next(4) == 0;
+                batch.EndRow(new SamplingRow(greedy ? 0f : rng.Next(2) == 0 ? 0.7f : 1.3f, new[] { 0, 1, 40 }[rng.Next(3)], new[] { 1f, 0.9f, 0.5f }[rng.Next(3)],
+                    rng.Next(2) == 0 ? 1f : 1.2f, rng.Next(2) == 0 ? 0f : 0.5f, rng.Next(2) == 0 ? 0f : 0.2f, (float)rng.NextDouble(), WantLogProb: rng.Next(5) > 0));
+            }
+            var ids = new int[2][];
+            var logProbs = new float[2][];
+            double milliseconds = 0;
+            var pairs = new[] { (IComputeBackend)cpu, cuda };
+            for (int b = 0; b < 2; b++)
+            {
+                var be = pairs[b];
+                // Buffers first: a step's body holds only what a decode step does (the CUDA backend may capture it as a graph).
+                var table = Upload(be, data, rows, width);
+                var logits = be.Allocate((long)rows * width);
+                ids[b] = new int[rows];
+                logProbs[b] = new float[rows];
+                FillLogits(be, table, logits, rows);
+                be.Sample(logits, width, batch, ids[b], logProbs[b]);
+                if (be == cuda)
+                {
+                    // Again, timed, on fresh logits: the same ids must come back.
+                    var again = new int[rows];
+                    milliseconds = TimedSample(cuda, table, logits, rows, width, batch, again);
+                    if (!again.SequenceEqual(ids[b]))
+                    {
+                        failures++;
+                        Console.WriteLine($"FAIL sample {rows} x {width}: a second run on the same logits chose other ids");
+                    }
+                }
+            }
+            int boundary = 0, wrong = 0, badLogProb = 0;
+            string first = "";
+            for (int r = 0; r < rows; r++)
+            {
+                if (ids[1][r] != ids[0][r])
+                {
+                    if (NearBoundary(data.AsSpan(r * width, width), batch, r, ids[1][r]))
+                        boundary++;
+                    else
+                    {
+                        wrong++;
+                        first = first.Length > 0 ? first : $" row {r} ({batch.Rows[r]}): id {ids[1][r]}, expected {ids[0][r]}";
+                    }
+                }
+                else if (Math.Abs(logProbs[1][r] - logProbs[0][r]) > 1e-4 * Math.Max(1, Math.Abs(logProbs[0][r])))
+                {
+                    badLogProb++;
+                    first = first.Length > 0 ? first : $" row {r} ({batch.Rows[r]}): log prob {logProbs[1][r]}, expected {logProbs[0][r]}";
+                }
+            }
+            bool ok = wrong == 0 && badLogProb == 0;
+            failures += ok ? 0 : 1;
+            Console.WriteLine($"{(ok ? "ok  " : "FAIL")} sample {rows} x {width,-8} {milliseconds,7:F3} ms  ids {string.Join(',', ids[1].Take(5))}{(rows > 5 ? ",…" : "")}"
+                + $"  ({boundary} at a boundary, {wrong} wrong, {badLogProb} log probs off){first}");
+        }
+        // Time per call on model-like rows (continuous logits, 128256 wide) for common settings.
+        var realistic = new float[64 * 128256];
+        for (int i = 0; i < realistic.Length; i++)
+            realistic[i] = (float)(rng.NextDouble() * 20 - 10);
+        foreach (int rows in new[] { 1, 64 })
+        {
+            var table = Upload(cuda, realistic[..(rows * 128256)], rows, 128256);
+            using var logits = cuda.Allocate((long)rows * 128256);
+            var line = new System.Text.StringBuilder($"     sample time {rows} x 128256:");
+            foreach (var (name, row) in new[]
+            {
+                ("greedy+logprob", new SamplingRow(0f, 0, 1f, 1f, 0f, 0f, 0.5f, true)),
+                ("k40 p0.9 t0.7", new SamplingRow(0.7f, 40, 0.9f, 1f, 0f, 0f, 0.5f, true)),
+                ("p0.9", new SamplingRow(1f, 0, 0.9f, 1f, 0f, 0f, 0.5f, true)),
+                ("all", new SamplingRow(1f, 0, 1f, 1f, 0f, 0f, 0.5f, true)),
+            })
+            {
+                var batch = new SamplingBatch();
+                for (int r = 0; r < rows; r++)
+                    batch.EndRow(row with { Uniform = (float)rng.NextDouble() });
+                line.Append($"  {name} {TimedSample(cuda, table, logits, rows, 128256, batch, new int[rows]):F3} ms");
+            }
+            Console.WriteLine(line);
+        }
+        return failures;
+    }
+
+    // Puts the table's rows into logits through Embed in a step of one logit row per table row.
+    private static void FillLogits(IComputeBackend be, DeviceWeight table, DeviceBuffer logits, int rows)
+    {
+        var step = new ForwardBatch(rows, 1, rows, 1);
+        step.Add(Enumerable.Range(0, rows).ToArray(), 0, [0], rows, allLogits: true);
+        be.BeginStep(step);
+        be.Embed(table, logits);
+    }
+
+    // Milliseconds of one Sample call on freshly filled logits, after everything before it has finished.
+    private static double TimedSample(CudaBackend cuda, DeviceWeight table, DeviceBuffer logits, int rows, int width, SamplingBatch batch, int[] ids)
+    {
+        FillLogits(cuda, table, logits, rows);
+        cuda.Synchronize();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        cuda.Sample(logits, width, batch, ids, new float[rows]);
+        return clock.Elapsed.TotalMilliseconds;
+    }
+
+    // Whether the CUDA pick for row r is right up to rounding: by IComputeBackend.Sample's definition recomputed in double
+    // precision, its candidate's span of the running sum comes within 1e-4 (relative) of r = u × total, or the top-p cut
+    // itself lies within 1e-4 of a boundary (then the kept set, and so total, may differ).
+    private static bool NearBoundary(ReadOnlySpan<float> input, SamplingBatch batch, int row, int chosen)
+    {
+        const double Near = 1e-4;
+        var p = batch.Rows[row];
+        if (p.IsGreedy)
+            return false;
+        var x = input.ToArray();
+        var tokens = batch.PenaltyTokensOf(row);
+        var counts = batch.PenaltyCountsOf(row);
+        for (int j = 0; j < tokens.Length; j++)
+        {
+            int t = tokens[j];
+            float v = x[t] > 0 ? x[t] / p.RepetitionPenalty : x[t] * p.RepetitionPenalty;
+            x[t] = counts[j] > 0 ? v - (p.PresencePenalty + p.FrequencyPenalty * counts[j]) : v;
+        }
+        foreach (int t in batch.BanTokensOf(row))
+            if (t >= 0 && t < x.Length)
+                x[t] = float.NegativeInfinity;
+        double m = x.Max(v => (double)v / p.Temperature);
+        var e = x.Select(v => Math.Exp((double)v / p.Temperature - m)).ToArray();
+        double sum = e.Sum();
+        var order = Enumerable.Range(0, x.Length).OrderByDescending(i => e[i]).ThenBy(i => i).ToArray();
+        int kept = p.TopK > 0 && p.TopK < x.Length ? p.TopK : x.Length;
+        double cumulative = 0;
+        if (p.TopP < 1f)
+            for (int i = 0; i < kept; i++)
+            {
+                cumulative += e[order[i]] / sum;
+                if (Math.Abs(cumulative - p.TopP) <= Near * p.TopP)
+                    return true;
+                if (cumulative >= p.TopP)
+                {
+                    kept = i + 1;
+                    break;
+                }
+            }
+        int position = Array.IndexOf(order, chosen);
+        if (position >= kept)
+            return false;
+        double total = order.Take(kept).Sum(i => e[i]), target = p.Uniform * total;
+        double before = order.Take(position).Sum(i => e[i]), after = before + e[chosen];
+        return before - Near * total <= target && target <= after + Near * total;
     }
 
     private static DeviceWeight Upload(IComputeBackend be, float[] data, int rows, int width)

@@ -218,9 +218,9 @@ public sealed unsafe class SampleTests
                 break;
             }
         }
-        // Candidates whose probabilities are equal in float but not in double sort differently here: also a boundary.
+        // Candidates whose weights exp(x/T − max) are equal in float but not in double sort differently here: also a boundary.
         for (int i = 1; i < kept + 1 && i < order.Length; i++)
-            nearBoundary |= (float)probs[order[i - 1]] == (float)probs[order[i]] && probs[order[i - 1]] != probs[order[i]];
+            nearBoundary |= (float)e[order[i - 1]] == (float)e[order[i]] && e[order[i - 1]] != e[order[i]];
         logProb = Math.Log(probs[order[chosen]] / total);
         return order[chosen];
     }

@@ -26,7 +26,6 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly int[] _ids;
     private readonly float[] _logProbs;
     private readonly SamplingBatch _sampling = new();
-    private Readout _readout;
     private readonly float[] _scratch;
     private readonly ulong[] _order;
     private readonly int[] _defaultEndIds;
@@ -305,10 +304,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _decoder.Forward(_batch, _storage);
         // Only steps where some row's logits are read on the host (context or generation logits, beam search) bring
         // the logit rows back; otherwise the backend chooses and only ids cross.
-        _readout = ChooseReadout();
-        if (_readout == Readout.ArgMax)
+        var readout = ChooseReadout();
+        if (readout == Readout.ArgMax)
             _decoder.ArgMaxLogits(_batch.LogitRowCount, _ids);
-        else if (_readout == Readout.Sample)
+        else if (readout == Readout.Sample)
         {
             PrepareSampling();
             _decoder.SampleLogits(_sampling, _ids, _logProbs);
@@ -316,7 +315,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         else
             _decoder.CopyLogits(_batch.LogitRowCount, _logits);
         _iterations++;
-        Complete();
+        Complete(readout);
         return true;
     }
 
@@ -529,9 +528,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
     }
 
-    private void Complete()
+    private void Complete(Readout readout)
     {
-        var readout = _readout;
         int vocab = _decoder.Config.VocabSize;
         foreach (var (r, take, firstRow, allRows, beam) in _scheduled)
         {
@@ -570,11 +568,11 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             else if (readout == Readout.Sample)
                 Accept(r, _ids[row], _logProbs[row]);
             else
-                Sample(r, _logits.AsSpan(row * vocab, vocab));
+                SampleOnHost(r, _logits.AsSpan(row * vocab, vocab));
         }
     }
 
-    private void Sample(RequestState r, Span<float> logits)
+    private void SampleOnHost(RequestState r, Span<float> logits)
     {
         if (r.GenerationLogits is { } generationLogits)
             logits.CopyTo(generationLogits.AsSpan(r.Generated * logits.Length));

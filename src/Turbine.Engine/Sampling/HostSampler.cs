@@ -47,41 +47,44 @@ public static class HostSampler
     private static int Draw(Span<float> logits, in SamplingRow p, Span<float> scratch, Span<ulong> scratchOrder, out float logProb)
     {
         int n = logits.Length;
-        var probs = scratch[..n];
-        TensorPrimitives.Divide(logits, p.Temperature, probs);
-        // Softmax after subtracting the maximum, so large logits cannot overflow exp.
-        TensorPrimitives.Subtract(probs, TensorPrimitives.Max(probs), probs);
-        TensorPrimitives.Exp(probs, probs);
-        TensorPrimitives.Divide(probs, TensorPrimitives.Sum(probs), probs);
-        // Candidates in (probability descending, index ascending) order: a probability's bits (≥ 0, so ordered like the
-        // values) complemented in the high half, the index in the low half; one ascending sort of the keys is that order.
+        // Unnormalised weights e = exp(x / T − max): probs are e / Σe, so e orders the candidates and every cut below
+        // compares sums of e, as the CUDA kernel does; sums run in double, close to the exact definition.
+        var e = scratch[..n];
+        TensorPrimitives.Divide(logits, p.Temperature, e);
+        TensorPrimitives.Subtract(e, TensorPrimitives.Max(e), e);
+        TensorPrimitives.Exp(e, e);
+        // Candidates in (weight descending, index ascending) order: a weight's bits (≥ 0, so ordered like the values)
+        // complemented in the high half, the index in the low half; one ascending sort of the keys is that order.
         var order = scratchOrder[..n];
+        double sum = 0;
         for (int i = 0; i < n; i++)
-            order[i] = ((ulong)~BitConverter.SingleToUInt32Bits(probs[i]) << 32) | (uint)i;
+        {
+            sum += e[i];
+            order[i] = ((ulong)~BitConverter.SingleToUInt32Bits(e[i]) << 32) | (uint)i;
+        }
         order.Sort();
         int kept = p.TopK > 0 && p.TopK < n ? p.TopK : n;
         if (p.TopP < 1f)
         {
-            float cumulative = 0f;
+            double mass = p.TopP * sum, cumulative = 0;
             for (int i = 0; i < kept; i++)
             {
-                cumulative += Prob(order[i]);
-                if (cumulative >= p.TopP)
+                cumulative += Weight(order[i]);
+                if (cumulative >= mass)
                 {
                     kept = i + 1;
                     break;
                 }
             }
         }
-        float total = 0f;
+        double total = 0;
         for (int i = 0; i < kept; i++)
-            total += Prob(order[i]);
-        float r = p.Uniform * total;
+            total += Weight(order[i]);
+        double r = p.Uniform * total, running = 0;
         int chosen = kept - 1;
-        float running = 0f;
         for (int i = 0; i < kept; i++)
         {
-            running += Prob(order[i]);
+            running += Weight(order[i]);
             if (running >= r)
             {
                 chosen = i;
@@ -89,11 +92,11 @@ public static class HostSampler
             }
         }
         // Log probability under the filtered, renormalised distribution that was sampled.
-        logProb = p.WantLogProb ? MathF.Log(Prob(order[chosen]) / total) : 0f;
+        logProb = p.WantLogProb ? (float)Math.Log(Weight(order[chosen]) / total) : 0f;
         return (int)(uint)order[chosen];
     }
 
-    private static float Prob(ulong key) => BitConverter.UInt32BitsToSingle(~(uint)(key >> 32));
+    private static float Weight(ulong key) => BitConverter.UInt32BitsToSingle(~(uint)(key >> 32));
 
     private static float LogSumExp(ReadOnlySpan<float> logits)
     {
