@@ -202,11 +202,46 @@ __device__ bool sample_locate(const float* e, int width, int top, int kb, int ki
     return true;
 }
 
+// A kept prefix of at most this many elements is sorted in shared memory, one key per thread of the 1024-thread block,
+// and scanned in order by one thread as the host does, instead of searched by bisection.
+#define SAMPLE_SMALL 1024
+
+// Sorts the kept prefix ending at (kb, ki), of at most SAMPLE_SMALL elements, into keys[] in order: keys hold the value's
+// bits above the complemented index and sort descending; unused slots hold 0, which sorts last.
+__device__ void sample_sort_kept(const float* e, int width, int kb, int ki, unsigned long long* keys, int* filled)
+{
+    keys[threadIdx.x] = 0ull;
+    if (threadIdx.x == 0) *filled = 0;
+    __syncthreads();
+    sample_each(e, width, [&](float v, int i)
+    {
+        int b = __float_as_int(v);
+        if (sample_upto(b, i, kb, ki)) keys[atomicAdd(filled, 1)] = ((unsigned long long)(unsigned)b << 32) | (unsigned)~i;
+    });
+    __syncthreads();
+    // Bitonic sort: every stage's pairs are disjoint, so each thread compares and swaps its own pair.
+    for (int k = 2; k <= SAMPLE_SMALL; k <<= 1)
+        for (int j = k >> 1; j > 0; j >>= 1)
+        {
+            int t = threadIdx.x, partner = t ^ j;
+            if (partner > t)
+            {
+                unsigned long long a = keys[t], b = keys[partner];
+                if ((t & k) == 0 ? a < b : a > b) { keys[t] = b; keys[partner] = a; }
+            }
+            __syncthreads();
+        }
+}
+
+__device__ __forceinline__ double sample_weight(unsigned long long key) { return __int_as_float((int)(key >> 32)); }
+
 extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, int width, const float* params,
     const int* penaltyOffsets, const int* penaltyTokens, const int* penaltyCounts, const int* banOffsets, const int* banTokens,
     int* ids, float* logProbs)
 {
     __shared__ SampleShared sh;
+    __shared__ unsigned long long keys[SAMPLE_SMALL];
+    __shared__ int filled;
     const int row = blockIdx.x;
     float* x = logits + (long long)row * width;
     const float* p = params + 8 * row;
@@ -275,10 +310,48 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
     // The kept prefix, as its last element (kb, ki); at first every element.
     int kb = 0, ki = SAMPLE_ALL, vb, vi;
     if (topK > 0 && topK < width && sample_locate(x, width, top, kb, ki, false, 0.f, topK, vb, vi, sh)) { kb = vb; ki = vi; }
-    if (topP < 1.f && sample_locate(x, width, top, kb, ki, true, topP * total, 0, vb, vi, sh)) { kb = vb; ki = vi; }
     float kept;
     sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
-    // The kept prefix sums to exactly `kept` in sample_locate too, and uniform <= 1, so the target is always reached.
+    // Top-p by bisection only while too many candidates are kept to sort; a failed search (rounding) keeps them all.
+    bool cutTopP = false;
+    if (count > SAMPLE_SMALL && topP < 1.f && sample_locate(x, width, top, kb, ki, true, topP * total, 0, vb, vi, sh))
+    {
+        kb = vb;
+        ki = vi;
+        cutTopP = true;
+        sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
+    }
+    if (count <= SAMPLE_SMALL)
+    {
+        sample_sort_kept(x, width, kb, ki, keys, &filled);
+        if (threadIdx.x != 0) return;
+        // The host's scan: the top-p cut (unless made above), then the pick, summing in double.
+        int n = count;
+        if (topP < 1.f && !cutTopP)
+        {
+            double mass = (double)topP * total, cumulative = 0;
+            for (int j = 0; j < n; j++)
+            {
+                cumulative += sample_weight(keys[j]);
+                if (cumulative >= mass) { n = j + 1; break; }
+            }
+        }
+        double sum = 0;
+        for (int j = 0; j < n; j++) sum += sample_weight(keys[j]);
+        double r = (double)uniform * sum, running = 0;
+        int chosen = n > 0 ? n - 1 : 0;
+        for (int j = 0; j < n; j++)
+        {
+            running += sample_weight(keys[j]);
+            if (running >= r) { chosen = j; break; }
+        }
+        unsigned index = ~(unsigned)keys[chosen];
+        ids[row] = index < (unsigned)width ? (int)index : width - 1;
+        logProbs[row] = (flags & SAMPLE_LOGPROB) ? (float)log(sample_weight(keys[chosen]) / sum) : 0.f;
+        return;
+    }
+    // Many candidates: the pick by bisection. The kept prefix sums to exactly `kept` in sample_locate too, and uniform <= 1, so the target is always reached
+    // (the fallback serves rows with NaN).
     if (!sample_locate(x, width, top, kb, ki, true, uniform * kept, 0, vb, vi, sh)) vi = ki;
     if (threadIdx.x == 0)
     {

@@ -197,17 +197,20 @@ struct LinearParts
     int end[3];
 };
 
-template <class W, int M>
-__device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
+// residual += delta and y = RMSNorm(residual) · weight, done by the last block of a GEMV whose output is delta, so
+// the add + norm after the attention and MLP output projections needs no launch of its own.
+struct NormTail
 {
-    launch_dependents();
-    int column = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (column >= parts.end[2])
-    {
-        wait_for_predecessor();
-        return;
-    }
+    float* residual;
+    const float* weight;
+    float* y;
+    int* counter;  // zero between launches
+    float eps;
+};
+
+template <class W, int M>
+__device__ void gemv_column(const LinearParts& parts, const float* x, int k, int rows, int column, int lane)
+{
     // Selects instead of indexing the parameter arrays, which would move them to local memory.
     int p = column < parts.end[0] ? 0 : column < parts.end[1] ? 1 : 2;
     int start = p == 0 ? 0 : p == 1 ? parts.end[0] : parts.end[1];
@@ -261,9 +264,52 @@ __device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
             if (m < rows) y[(long long)m * n + j] = acc[m] + b;
     }
 }
+
+__device__ void norm_tail(const float* delta, int n, int rows, const NormTail& tail)
+{
+    __shared__ int lastBlock;
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        __threadfence();
+        lastBlock = atomicAdd(tail.counter, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!lastBlock) return;
+    __threadfence();
+    for (int m = 0; m < rows; m++)
+    {
+        float* x = tail.residual + (long long)m * n;
+        const float* d = delta + (long long)m * n;
+        float ss = 0.f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+        {
+            float v = x[i] + __ldcg(d + i);
+            x[i] = v;
+            ss += v * v;
+        }
+        float inv = rsqrtf(block_sum(ss) / n + tail.eps);
+        for (int i = threadIdx.x; i < n; i += blockDim.x) tail.y[(long long)m * n + i] = tail.weight[i] * (x[i] * inv);
+        // block_sum's shared partials are reused by the next row.
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *tail.counter = 0;
+}
+
+template <class W, int M>
+__device__ void gemv(const LinearParts& parts, const float* x, int k, int rows, const NormTail& tail)
+{
+    launch_dependents();
+    int column = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (column < parts.end[2])
+        gemv_column<W, M>(parts, x, k, rows, column, threadIdx.x & 31);
+    else
+        wait_for_predecessor();
+    if (tail.residual != 0) norm_tail(parts.y[0], parts.end[0], rows, tail);
+}
 #define GEMV(TYPE, NAME, M) \
-    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(LinearParts parts, const float* x, int k, int rows) \
-    { gemv<TYPE, M>(parts, x, k, rows); }
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(LinearParts parts, const float* x, int k, int rows, NormTail tail) \
+    { gemv<TYPE, M>(parts, x, k, rows, tail); }
 GEMV(F32, f32, 1) GEMV(F32, f32, 2) GEMV(F32, f32, 4) GEMV(F32, f32, 8)
 GEMV(BF16, bf16, 1) GEMV(BF16, bf16, 2) GEMV(BF16, bf16, 4) GEMV(BF16, bf16, 8)
 GEMV(F16, f16, 1) GEMV(F16, f16, 2) GEMV(F16, f16, 4) GEMV(F16, f16, 8)
