@@ -194,9 +194,7 @@ internal static unsafe class Ops
             for (int b = 0; b < 2; b++)
             {
                 var be = pairs[b];
-                // Buffers first: a step's body holds only what a decode step does (the CUDA backend may capture it as a graph).
-                var table = Upload(be, data, rows, width);
-                var logits = be.Allocate((long)rows * width);
+                var (table, logits) = LogitBuffers(be, data, rows, width);
                 ids[b] = new int[rows];
                 logProbs[b] = new float[rows];
                 FillLogits(be, table, logits, rows);
@@ -244,8 +242,7 @@ internal static unsafe class Ops
             realistic[i] = (float)(rng.NextDouble() * 20 - 10);
         foreach (int rows in new[] { 1, 64 })
         {
-            var table = Upload(cuda, realistic[..(rows * 128256)], rows, 128256);
-            using var logits = cuda.Allocate((long)rows * 128256);
+            var (table, logits) = LogitBuffers(cuda, realistic, rows, 128256);
             var line = new System.Text.StringBuilder($"     sample time {rows} x 128256:");
             foreach (var (name, row) in new[]
             {
@@ -265,11 +262,20 @@ internal static unsafe class Ops
         return failures;
     }
 
-    // Puts the table's rows into logits through Embed in a step of one logit row per table row.
+    // Rows of data as a table with one spare row, and a buffer for all of them (see FillLogits).
+    private static (DeviceWeight Table, DeviceBuffer Logits) LogitBuffers(IComputeBackend be, float[] data, int rows, int width)
+    {
+        var padded = new float[(rows + 1) * width];
+        data.AsSpan(0, rows * width).CopyTo(padded);
+        return (Upload(be, padded, rows + 1, width), be.Allocate((long)(rows + 1) * width));
+    }
+
+    // Puts the table's rows into logits through Embed. The spare row's token makes the step a prompt step: the CUDA
+    // backend captures decode steps as graphs by shape, which these steps of one shape and other buffers would not match.
     private static void FillLogits(IComputeBackend be, DeviceWeight table, DeviceBuffer logits, int rows)
     {
-        var step = new ForwardBatch(rows, 1, rows, 1);
-        step.Add(Enumerable.Range(0, rows).ToArray(), 0, [0], rows, allLogits: true);
+        var step = new ForwardBatch(rows + 1, 1, rows + 1, 1);
+        step.Add(Enumerable.Range(0, rows + 1).ToArray(), 0, [0], rows + 1, allLogits: true);
         be.BeginStep(step);
         be.Embed(table, logits);
     }
