@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Turbine.Backends.Cuda.Native;
 using Turbine.Core.Checkpoints;
 using Turbine.Core.Tensors;
@@ -58,6 +59,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private (int, int, int) _stepKey;
     private ulong _fingerprint;
     private long _memoryEpoch;
+    private StepOperation[] _operations = new StepOperation[512];
+    private int _recorded;
+    private int[] _gatherRows = new int[64];
     private readonly HashSet<nint> _sharedRaised = [];
 
     // Linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one GEMV
@@ -335,18 +339,76 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     }
 
     // Mixes an operation and its arguments into the step's fingerprint while a graph is captured or replayed, and says
-    // whether the operation is to be skipped (replaying: the graph already holds its launches).
-    private bool Replayed(int operation, ulong a, ulong b = 0, long c = 0)
+    // whether the operation is deferred: while replaying it is only recorded, since the graph holds its launches; if the
+    // step turns out to differ from the graph, EndStepBody runs the recorded operations instead.
+    private bool Deferred(in StepOperation operation)
     {
         if (_mode == StepMode.Eager)
             return false;
-        ulong h = _fingerprint;
-        h = (h ^ (ulong)operation) * FingerprintPrime;
-        h = (h ^ a) * FingerprintPrime;
-        h = (h ^ b) * FingerprintPrime;
-        _fingerprint = (h ^ (ulong)c) * FingerprintPrime;
-        return _mode == StepMode.Replaying;
+        ulong h = Mix(_fingerprint, (ulong)operation.Kind);
+        h = Mix(h, Identity(operation.A));
+        h = Mix(h, Identity(operation.B));
+        h = Mix(h, Identity(operation.C));
+        h = Mix(h, Identity(operation.D));
+        h = Mix(h, Identity(operation.E));
+        h = Mix(h, (ulong)(uint)operation.I0 | (ulong)(uint)operation.I1 << 32);
+        h = Mix(h, (ulong)(uint)operation.I2 | (ulong)(uint)operation.I3 << 32);
+        h = Mix(h, (ulong)(uint)operation.I4 | (ulong)(uint)BitConverter.SingleToInt32Bits(operation.F0) << 32);
+        _fingerprint = Mix(h, (ulong)operation.L0);
+        if (_mode != StepMode.Replaying)
+            return false;
+        if (_recorded == _operations.Length)
+            Array.Resize(ref _operations, 2 * _operations.Length);
+        _operations[_recorded++] = operation;
+        return true;
     }
+
+    private static ulong Mix(ulong h, ulong value) => (h ^ value) * FingerprintPrime;
+
+    private static ulong Identity(object? o) => o switch
+    {
+        null => 0,
+        CudaBuffer b => b.Pointer,
+        CudaWeight w => w.Pointer,
+        CudaKvCache c => c.Keys(0),
+        _ => (ulong)RuntimeHelpers.GetHashCode(o),
+    };
+
+    // Runs the operations recorded while replaying, eagerly, when they turned out not to match the graph.
+    private void RunRecorded()
+    {
+        for (int i = 0; i < _recorded; i++)
+        {
+            var o = _operations[i];
+            switch (o.Kind)
+            {
+                case OperationKind.Embed: Embed((DeviceWeight)o.A!, (DeviceBuffer)o.B!); break;
+                case OperationKind.RmsNorm: RmsNorm((DeviceBuffer)o.A!, o.I0, (DeviceWeight)o.B!, o.F0, (DeviceBuffer)o.C!); break;
+                case OperationKind.AddRmsNorm: AddRmsNorm((DeviceBuffer)o.A!, (DeviceBuffer)o.B!, o.I0, (DeviceWeight)o.C!, o.F0, (DeviceBuffer)o.D!); break;
+                case OperationKind.Linear: Linear((DeviceBuffer)o.A!, o.I0, (DeviceWeight)o.B!, (DeviceWeight?)o.C, (DeviceBuffer)o.D!); break;
+                case OperationKind.Rotary: Rotary((DeviceBuffer)o.A!, o.I0, (DeviceBuffer)o.B!, o.I1, o.I2); break;
+                case OperationKind.Attention:
+                    Attention((KvCacheStorage)o.A!, o.I0, (DeviceBuffer)o.B!, (DeviceBuffer)o.C!, (DeviceBuffer)o.D!, (DeviceBuffer)o.E!, o.I1, o.I2, o.I3,
+                        o.F0, o.I4);
+                    break;
+                case OperationKind.SiluMul: SiluMul((DeviceBuffer)o.A!, (DeviceBuffer)o.B!, (DeviceBuffer)o.C!, o.L0); break;
+                case OperationKind.GatherRows: GatherRows((DeviceBuffer)o.A!, _gatherRows.AsSpan(0, o.I0), o.I1, (DeviceBuffer)o.B!); break;
+            }
+        }
+        ClearRecorded();
+    }
+
+    private void ClearRecorded()
+    {
+        Array.Clear(_operations, 0, _recorded);
+        _recorded = 0;
+    }
+
+    private enum OperationKind { Embed = 1, RmsNorm, AddRmsNorm, Linear, Rotary, Attention, SiluMul, GatherRows }
+
+    // One backend call of a step: its buffers and weights (A..E) and scalars, by the call's own parameter order.
+    private record struct StepOperation(OperationKind Kind, object? A = null, object? B = null, object? C = null, object? D = null,
+        object? E = null, int I0 = 0, int I1 = 0, int I2 = 0, int I3 = 0, int I4 = 0, float F0 = 0, long L0 = 0);
 
     private const ulong FingerprintSeed = 14695981039346656037UL;
     private const ulong FingerprintPrime = 1099511628211UL;
@@ -354,9 +416,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Embed(DeviceWeight table, DeviceBuffer y)
     {
-        var w = (CudaWeight)table;
-        if (Replayed(1, w.Pointer, Ptr(y)))
+        if (Deferred(new StepOperation(OperationKind.Embed, table, y)))
             return;
+        var w = (CudaWeight)table;
         Flush();
         var batch = Step;
         ulong tablePtr = w.Pointer, tokens = _meta + (ulong)_tokensOff, yp = Ptr(y);
@@ -368,22 +430,27 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     }
 
     /// <inheritdoc />
-    public void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y) => Norm(Ptr(x), 0, rows, weight, eps, y);
+    public void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
+    {
+        if (!Deferred(new StepOperation(OperationKind.RmsNorm, x, weight, y, I0: rows, F0: eps)))
+            Norm(Ptr(x), 0, rows, weight, eps, y);
+    }
 
     /// <inheritdoc />
-    public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y) =>
-        Norm(Ptr(residual), Ptr(delta), rows, weight, eps, y);
+    public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
+    {
+        if (!Deferred(new StepOperation(OperationKind.AddRmsNorm, residual, delta, weight, y, I0: rows, F0: eps)))
+            Norm(Ptr(residual), Ptr(delta), rows, weight, eps, y);
+    }
 
     private void Norm(ulong x, ulong delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
     {
         var w = (CudaWeight)weight;
-        if (Replayed(2, x ^ (delta << 1), w.Pointer ^ (Ptr(y) << 1), rows))
-            return;
         ulong wp = w.Pointer, yp = Ptr(y);
         int width = (int)w.Shape[0];
         // Right after the GEMV that wrote delta (attention or MLP output projection): its last block adds and normalises.
         if (delta != 0 && _options.Fuse && _pendingCount == 1 && _pending.Output[0] == delta && _pendingRows == rows && _pending.End[0] == width
-            && rows <= Math.Min(GemvRows, _options.GemvMaxRows))
+            && rows <= Math.Min(GemvRows, _options.GemvMaxRows) && width <= 32 * 256)
         {
             FlushLinears(0, new NormTail { Residual = x, Weight = wp, Y = yp, Counter = _normCounter, Eps = eps });
             return;
@@ -405,7 +472,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         var w = (CudaWeight)weight;
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
         ulong xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
-        if (Replayed(3, xp ^ (w.Pointer << 1), yp ^ (bp << 1), rows))
+        if (Deferred(new StepOperation(OperationKind.Linear, x, weight, bias, y, I0: rows)))
             return;
         FlushRotary();
         if (_pendingCount > 0 && (_pendingX != xp || _pendingRows != rows || _pendingK != k || _pendingType != w.DType || _pendingCount == 3
@@ -579,9 +646,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
-        ulong qp = Ptr(q), kp = Ptr(k);
-        if (Replayed(4, qp, kp, heads))
+        if (Deferred(new StepOperation(OperationKind.Rotary, q, k, I0: heads, I1: kvHeads, I2: headDim)))
             return;
+        ulong qp = Ptr(q), kp = Ptr(k);
         Flush();
         _ = Step;
         (_rotaryQ, _rotaryK, _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim) = (qp, kp, heads, kvHeads, headDim);
@@ -615,10 +682,10 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
         int heads, int kvHeads, int headDim, float scale, int slidingWindow)
     {
+        if (Deferred(new StepOperation(OperationKind.Attention, cache, q, k, v, output, layer, heads, kvHeads, headDim, slidingWindow, scale)))
+            return;
         var kv = (CudaKvCache)cache;
         ulong qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output);
-        if (Replayed(5, kv.Keys(layer) ^ (qp << 1), kp ^ (vp << 1) ^ (op << 2), slidingWindow))
-            return;
         FlushLinears();
         var batch = Step;
         if (heads % kvHeads != 0)
@@ -699,9 +766,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count)
     {
-        ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
-        if (Replayed(6, g ^ (u << 1), yp, count))
+        if (Deferred(new StepOperation(OperationKind.SiluMul, gate, up, y, L0: count)))
             return;
+        ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
         // Right after the gate and up linears of the same rows: SwiGLU runs in their GEMV or GEMM epilogue.
         if (_pendingCount == 2 && _pending.Output[0] == g && _pending.Output[1] == u && _pending.Bias[0] == 0 && _pending.Bias[1] == 0
             && _pending.End[1] == 2 * _pending.End[0] && (long)_pendingRows * _pending.End[0] == count)
@@ -724,9 +791,18 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y)
     {
-        ulong xp = Ptr(x), yp = Ptr(y);
-        if (Replayed(7, xp, yp, rows.Length))
+        if (_mode == StepMode.Replaying)
+        {
+            if (rows.Length > _gatherRows.Length)
+                Array.Resize(ref _gatherRows, rows.Length);
+            rows.CopyTo(_gatherRows);
+        }
+        // The rows themselves are part of the fingerprint only through their count: a graph always gathers the step's
+        // logit rows, which BeginStep uploads.
+        if (Deferred(new StepOperation(OperationKind.GatherRows, x, y, I0: rows.Length, I1: width,
+            I2: rows.SequenceEqual(Step.LogitRows.AsSpan(0, Step.LogitRowCount)) ? 1 : 0)))
             return;
+        ulong xp = Ptr(x), yp = Ptr(y);
         Flush();
         var batch = Step;
         if (rows.Length == 0)
@@ -828,11 +904,15 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         var step = _graphs[_stepKey];
         if (step.Fingerprint != _fingerprint)
         {
-            // Cannot happen while the decoder issues the same operations for the same step shape; if it ever does, the
-            // step's work was skipped, so it fails loudly instead of returning stale logits.
-            DropGraphs();
-            throw new InvalidOperationException("a decode step's operations differ from those captured in its CUDA graph; TURBINE_CUDA_GRAPHS=0 runs without graphs");
+            // Another caller's operations in a step of the same shape (a second model, another cache, a test driving
+            // the backend directly): run them as recorded and let the next such step capture its own graph.
+            _graphs.Remove(_stepKey);
+            step.Dispose();
+            RunRecorded();
+            Flush();
+            return;
         }
+        ClearRecorded();
         Driver.Check(Driver.cuGraphLaunch(step.Exec, _device.Stream), "cuGraphLaunch");
     }
 

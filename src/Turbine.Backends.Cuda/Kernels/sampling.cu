@@ -1,11 +1,13 @@
 // ---- token choice on the device: IComputeBackend.Sample's definition, one 1024-thread block per logit row ---------
 // Each row's parameters are 8 words: temperature, top_k (int bits), top_p, repetition, presence, frequency, uniform,
 // flags (int bits: SAMPLE_GREEDY, SAMPLE_LOGPROB). Penalised and banned tokens come as CSR lists (offsets per row).
-// A sampled row's candidates are ordered by (probability descending, index ascending) without sorting: e = exp(x/T - max)
-// is stored over the logits, and as e >= 0 its bit pattern, read as an int, orders like its value. A prefix of that order
-// is "every element of bits > b, and of bits == b with index <= i"; bisection on b and then on i finds where a running
-// count or sum reaches a target. Sums are per thread in index order and then over a fixed tree, so a larger prefix never
-// sums to less: the searches see a monotone function and the pick always lies inside the kept prefix.
+// A sampled row's candidates are ordered by (probability descending, index ascending) without sorting the row:
+// e = exp(x/T - max) is stored over the logits, and as e >= 0 its bit pattern, read as an int, orders like its value. A
+// prefix of that order is "every element of bits > b, and of bits == b with index <= i"; bisection on b and then on i
+// finds where a running count or sum reaches a target (the top-k cut, the top-p cut, the pick). Sums are per thread in
+// index order and then over a fixed tree, so a larger prefix never sums to less: the searches see a monotone function
+// and the pick always lies inside the kept prefix. Once at most SAMPLE_SMALL candidates are kept (after top-k, or
+// after top-p), they are sorted in shared memory and one thread finishes as the host does, summing in double.
 
 #define SAMPLE_GREEDY 1
 #define SAMPLE_LOGPROB 2

@@ -277,19 +277,35 @@ __device__ void norm_tail(const float* delta, int n, int rows, const NormTail& t
     __syncthreads();
     if (!lastBlock) return;
     __threadfence();
+    // The row is held in registers (n <= 32 · blockDim, which the host checks) so that every load is issued before
+    // any store: a store to the residual could otherwise alias the next load and serialise them.
     for (int m = 0; m < rows; m++)
     {
         float* x = tail.residual + (long long)m * n;
         const float* d = delta + (long long)m * n;
+        float v[32];
         float ss = 0.f;
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
+#pragma unroll
+        for (int u = 0; u < 32; u++)
         {
-            float v = x[i] + __ldcg(d + i);
-            x[i] = v;
-            ss += v * v;
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < n)
+            {
+                v[u] = x[i] + __ldcg(d + i);
+                ss += v[u] * v[u];
+            }
         }
         float inv = rsqrtf(block_sum(ss) / n + tail.eps);
-        for (int i = threadIdx.x; i < n; i += blockDim.x) tail.y[(long long)m * n + i] = tail.weight[i] * (x[i] * inv);
+#pragma unroll
+        for (int u = 0; u < 32; u++)
+        {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < n)
+            {
+                x[i] = v[u];
+                tail.y[(long long)m * n + i] = tail.weight[i] * (v[u] * inv);
+            }
+        }
         // block_sum's shared partials are reused by the next row.
         __syncthreads();
     }
