@@ -41,8 +41,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private int _rowsCapacity;
     private int _maxContext;
 
-    // A zeroed counter for the GEMV kernels' add + norm tail (the last block leaves it at zero again).
-    private readonly ulong _normCounter;
     private ulong _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters;
     private long _gemmInBytes, _gemmOutBytes, _partialBytes, _idsBytes, _countersBytes, _flagBytes, _argPartialBytes, _argCountersBytes;
     private nint _cublas;
@@ -72,13 +70,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private int _pendingRows, _pendingK;
     private DType _pendingType;
 
-    // The GEMV kernels' NormTail: residual += output, then y = RMSNorm(residual) · weight, in the kernel's last block.
-    private struct NormTail
-    {
-        public ulong Residual, Weight, Y, Counter;
-        public float Eps;
-    }
-
     // The kernels' LinearParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
     // columns end in the stacked output.
     private struct LinearParts
@@ -95,8 +86,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _options = options ?? new CudaBackendOptions().FromEnvironment();
         _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
         _arena = new WeightArena(_device);
-        _normCounter = _device.Allocate(256, "the norm counter");
-        Driver.Check(Driver.cuMemsetD32Async(_normCounter, 0, 64, _device.Stream), "clearing the norm counter");
         // A buffer freed with work still queued would be written after it is gone, and a graph would keep its address.
         _device.BeforeFree = () =>
         {
@@ -448,13 +437,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         var w = (CudaWeight)weight;
         ulong wp = w.Pointer, yp = Ptr(y);
         int width = (int)w.Shape[0];
-        // Right after the GEMV that wrote delta (attention or MLP output projection): its last block adds and normalises.
-        if (delta != 0 && _options.Fuse && _pendingCount == 1 && _pending.Output[0] == delta && _pendingRows == rows && _pending.End[0] == width
-            && rows <= Math.Min(GemvRows, _options.GemvMaxRows) && width <= 32 * 256)
-        {
-            FlushLinears(0, new NormTail { Residual = x, Weight = wp, Y = yp, Counter = _normCounter, Eps = eps });
-            return;
-        }
         Flush();
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
         // 256 threads hold a 4096-wide row as four float4 each (the kernel keeps up to eight per thread in registers).
@@ -502,11 +484,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // Launches the queued linears: GEMV kernels 8 rows of the input a launch; cuBLAS for more rows, as one GEMM when
     // the weights lie back to back in memory (the arena places q, k, v and gate, up so), else one GEMM each. With
     // swiglu set, the two queued linears are gate and up and silu(gate) * up goes to swiglu in the same pass.
-    private void FlushLinears() => FlushLinears(0, default);
+    private void FlushLinears() => FlushLinears(0);
 
-    private void FlushLinears(ulong swiglu) => FlushLinears(swiglu, default);
-
-    private void FlushLinears(ulong swiglu, NormTail tail)
+    private void FlushLinears(ulong swiglu)
     {
         int count = _pendingCount;
         if (count == 0)
@@ -557,8 +537,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         int chunk = 0;
         ulong xr = _pendingX;
         var fn = $"gemv_{Suffix(_pendingType)}_";
-        void** args = stackalloc void*[] { &parts, &xr, &k, &chunk, &tail };
-        _activeProfiler?.Begin((count == 1 ? $"linear {n}x{k} gemv" : $"linear {n}x{k} gemv ({count} fused)") + (tail.Residual != 0 ? " + add_rmsnorm" : ""));
+        void** args = stackalloc void*[] { &parts, &xr, &k, &chunk };
+        _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemv" : $"linear {n}x{k} gemv ({count} fused)");
         for (int r = 0; r < rows; r += GemvRows)
         {
             chunk = Math.Min(GemvRows, rows - r);
@@ -1032,7 +1012,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             Cublas.cublasDestroy(_cublas);
         _cublas = 0;
         _profiler?.Dispose();
-        foreach (var p in new[] { _normCounter, _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters })
+        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters })
             _device.Free(p);
         _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = _argPartial = _argCounters = 0;
         if (_staging != null)

@@ -235,6 +235,37 @@ __device__ void sample_sort_kept(const float* e, int width, int kb, int ki, unsi
         }
 }
 
+// Thresholds on e (bit patterns of 2^-1, 2^-2, 2^-3, 2^-5, 2^-7, 2^-10, 2^-14, 2^-20) that one pass measures at once.
+#define SAMPLE_LADDER 8
+__constant__ int sample_ladder_bits[SAMPLE_LADDER] =
+    { 0x3f000000, 0x3e800000, 0x3e000000, 0x3d000000, 0x3c000000, 0x3a800000, 0x38800000, 0x35800000 };
+
+// Among the kept prefix's elements of e >= each threshold, the largest such set of at most SAMPLE_SMALL elements: its
+// threshold's bits (-1 when none qualifies) and its sum.
+__device__ void sample_ladder(const float* e, int width, int kb, int ki, int& bits, float& sum, SampleShared& sh)
+{
+    float s[SAMPLE_LADDER];
+    int c[SAMPLE_LADDER];
+#pragma unroll
+    for (int l = 0; l < SAMPLE_LADDER; l++) { s[l] = 0.f; c[l] = 0; }
+    sample_each(e, width, [&](float v, int i)
+    {
+        int b = __float_as_int(v);
+        if (!sample_upto(b, i, kb, ki)) return;
+#pragma unroll
+        for (int l = 0; l < SAMPLE_LADDER; l++)
+            if (b >= sample_ladder_bits[l]) { s[l] += v; c[l]++; }
+    });
+    bits = -1;
+    sum = 0.f;
+#pragma unroll
+    for (int l = 0; l < SAMPLE_LADDER; l++)
+    {
+        sample_sum(s[l], c[l], sh);
+        if (c[l] <= SAMPLE_SMALL) { bits = sample_ladder_bits[l]; sum = s[l]; }
+    }
+}
+
 __device__ __forceinline__ double sample_weight(unsigned long long key) { return __int_as_float((int)(key >> 32)); }
 
 extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, int width, const float* params,
@@ -314,14 +345,28 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
     if (topK > 0 && topK < width && sample_locate(x, width, top, kb, ki, false, 0.f, topK, vb, vi, sh)) { kb = vb; ki = vi; }
     float kept;
     sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
-    // Top-p by bisection only while too many candidates are kept to sort; a failed search (rounding) keeps them all.
+    // Too many candidates kept to sort, with top-p to apply: when the largest few of them already reach the top-p mass
+    // (a peaked distribution), the cut lies among those few, which are sorted below; otherwise top-p by bisection, where
+    // a failed search (rounding) keeps them all.
     bool cutTopP = false;
-    if (count > SAMPLE_SMALL && topP < 1.f && sample_locate(x, width, top, kb, ki, true, topP * total, 0, vb, vi, sh))
+    if (count > SAMPLE_SMALL && topP < 1.f)
     {
-        kb = vb;
-        ki = vi;
-        cutTopP = true;
-        sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
+        int bits;
+        float few;
+        sample_ladder(x, width, kb, ki, bits, few, sh);
+        if (bits >= 0 && few >= topP * total)
+        {
+            kb = bits;
+            ki = SAMPLE_ALL;
+            sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
+        }
+        else if (sample_locate(x, width, top, kb, ki, true, topP * total, 0, vb, vi, sh))
+        {
+            kb = vb;
+            ki = vi;
+            cutTopP = true;
+            sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
+        }
     }
     if (count <= SAMPLE_SMALL)
     {

@@ -197,17 +197,6 @@ struct LinearParts
     int end[3];
 };
 
-// residual += delta and y = RMSNorm(residual) · weight, done by the last block of a GEMV whose output is delta, so
-// the add + norm after the attention and MLP output projections needs no launch of its own.
-struct NormTail
-{
-    float* residual;
-    const float* weight;
-    float* y;
-    int* counter;  // zero between launches
-    float eps;
-};
-
 template <class W, int M>
 __device__ void gemv_column(const LinearParts& parts, const float* x, int k, int rows, int column, int lane)
 {
@@ -265,55 +254,8 @@ __device__ void gemv_column(const LinearParts& parts, const float* x, int k, int
     }
 }
 
-__device__ void norm_tail(const float* delta, int n, int rows, const NormTail& tail)
-{
-    __shared__ int lastBlock;
-    __syncthreads();
-    if (threadIdx.x == 0)
-    {
-        __threadfence();
-        lastBlock = atomicAdd(tail.counter, 1) == (int)gridDim.x - 1;
-    }
-    __syncthreads();
-    if (!lastBlock) return;
-    __threadfence();
-    // The row is held in registers (n <= 32 · blockDim, which the host checks) so that every load is issued before
-    // any store: a store to the residual could otherwise alias the next load and serialise them.
-    for (int m = 0; m < rows; m++)
-    {
-        float* x = tail.residual + (long long)m * n;
-        const float* d = delta + (long long)m * n;
-        float v[32];
-        float ss = 0.f;
-#pragma unroll
-        for (int u = 0; u < 32; u++)
-        {
-            int i = threadIdx.x + u * blockDim.x;
-            if (i < n)
-            {
-                v[u] = x[i] + __ldcg(d + i);
-                ss += v[u] * v[u];
-            }
-        }
-        float inv = rsqrtf(block_sum(ss) / n + tail.eps);
-#pragma unroll
-        for (int u = 0; u < 32; u++)
-        {
-            int i = threadIdx.x + u * blockDim.x;
-            if (i < n)
-            {
-                x[i] = v[u];
-                tail.y[(long long)m * n + i] = tail.weight[i] * (v[u] * inv);
-            }
-        }
-        // block_sum's shared partials are reused by the next row.
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) *tail.counter = 0;
-}
-
 template <class W, int M>
-__device__ void gemv(const LinearParts& parts, const float* x, int k, int rows, const NormTail& tail)
+__device__ void gemv(const LinearParts& parts, const float* x, int k, int rows)
 {
     launch_dependents();
     int column = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -321,11 +263,10 @@ __device__ void gemv(const LinearParts& parts, const float* x, int k, int rows, 
         gemv_column<W, M>(parts, x, k, rows, column, threadIdx.x & 31);
     else
         wait_for_predecessor();
-    if (tail.residual != 0) norm_tail(parts.y[0], parts.end[0], rows, tail);
 }
 #define GEMV(TYPE, NAME, M) \
-    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(LinearParts parts, const float* x, int k, int rows, NormTail tail) \
-    { gemv<TYPE, M>(parts, x, k, rows, tail); }
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_##M(LinearParts parts, const float* x, int k, int rows) \
+    { gemv<TYPE, M>(parts, x, k, rows); }
 GEMV(F32, f32, 1) GEMV(F32, f32, 2) GEMV(F32, f32, 4) GEMV(F32, f32, 8)
 GEMV(BF16, bf16, 1) GEMV(BF16, bf16, 2) GEMV(BF16, bf16, 4) GEMV(BF16, bf16, 8)
 GEMV(F16, f16, 1) GEMV(F16, f16, 2) GEMV(F16, f16, 4) GEMV(F16, f16, 8)
