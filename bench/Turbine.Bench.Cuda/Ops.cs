@@ -176,6 +176,8 @@ internal static unsafe class Ops
                         1 => rng.Next(-3, 4) * 0.5f,
                         // Every value equal except one clear maximum.
                         2 => i == width / 3 ? 4f : 1f,
+                        // Peaked, as a model's logits are: a few tokens far above the rest.
+                        3 => (float)(rng.NextDouble() * 4 - 2) + (rng.Next(2000) == 0 ? 12f : 0f),
                         _ => (float)(rng.NextDouble() * 16 - 8),
                     };
                 var tokens = Enumerable.Range(0, width).OrderBy(_ => rng.Next()).Take(rng.Next(0, 60)).ToArray();
@@ -236,14 +238,18 @@ internal static unsafe class Ops
             Console.WriteLine($"{(ok ? "ok  " : "FAIL")} sample {rows} x {width,-8} {milliseconds,7:F3} ms  ids {string.Join(',', ids[1].Take(5))}{(rows > 5 ? ",…" : "")}"
                 + $"  ({boundary} at a boundary, {wrong} wrong, {badLogProb} log probs off){first}");
         }
-        // Time per call on model-like rows (continuous logits, 128256 wide) for common settings.
-        var realistic = new float[64 * 128256];
-        for (int i = 0; i < realistic.Length; i++)
-            realistic[i] = (float)(rng.NextDouble() * 20 - 10);
-        foreach (int rows in new[] { 1, 64 })
+        // Time per call on rows 128256 wide, flat (uniform logits) and peaked (a few tokens far above the rest), for common settings.
+        var flat = new float[64 * 128256];
+        var peaked = new float[64 * 128256];
+        for (int i = 0; i < flat.Length; i++)
         {
-            var (table, logits) = LogitBuffers(cuda, realistic, rows, 128256);
-            var line = new System.Text.StringBuilder($"     sample time {rows} x 128256:");
+            flat[i] = (float)(rng.NextDouble() * 20 - 10);
+            peaked[i] = (float)(rng.NextDouble() * 4 - 2) + (rng.Next(2000) == 0 ? 12f : 0f);
+        }
+        foreach (var (shape, rowData, rows) in new[] { ("flat", flat, 1), ("flat", flat, 64), ("peaked", peaked, 1), ("peaked", peaked, 64) })
+        {
+            var (table, logits) = LogitBuffers(cuda, rowData, rows, 128256);
+            var line = new System.Text.StringBuilder($"     sample time {rows} x 128256 {shape}:");
             foreach (var (name, row) in new[]
             {
                 ("greedy+logprob", new SamplingRow(0f, 0, 1f, 1f, 0f, 0f, 0.5f, true)),

@@ -241,8 +241,8 @@ __constant__ int sample_ladder_bits[SAMPLE_LADDER] =
     { 0x3f000000, 0x3e800000, 0x3e000000, 0x3d000000, 0x3c000000, 0x3a800000, 0x38800000, 0x35800000 };
 
 // Among the kept prefix's elements of e >= each threshold, the largest such set of at most SAMPLE_SMALL elements: its
-// threshold's bits (-1 when none qualifies) and its sum.
-__device__ void sample_ladder(const float* e, int width, int kb, int ki, int& bits, float& sum, SampleShared& sh)
+// threshold's bits (-1 when none qualifies), sum and count.
+__device__ void sample_ladder(const float* e, int width, int kb, int ki, int& bits, float& sum, int& count, SampleShared& sh)
 {
     float s[SAMPLE_LADDER];
     int c[SAMPLE_LADDER];
@@ -258,11 +258,12 @@ __device__ void sample_ladder(const float* e, int width, int kb, int ki, int& bi
     });
     bits = -1;
     sum = 0.f;
+    count = 0;
 #pragma unroll
     for (int l = 0; l < SAMPLE_LADDER; l++)
     {
         sample_sum(s[l], c[l], sh);
-        if (c[l] <= SAMPLE_SMALL) { bits = sample_ladder_bits[l]; sum = s[l]; }
+        if (c[l] <= SAMPLE_SMALL) { bits = sample_ladder_bits[l]; sum = s[l]; count = c[l]; }
     }
 }
 
@@ -340,20 +341,26 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
     sample_sum(total, count, sh);
     const int top = __float_as_int(sample_max(largest, sh));
 
-    // The kept prefix, as its last element (kb, ki); at first every element.
-    int kb = 0, ki = SAMPLE_ALL, vb, vi;
-    if (topK > 0 && topK < width && sample_locate(x, width, top, kb, ki, false, 0.f, topK, vb, vi, sh)) { kb = vb; ki = vi; }
+    // The kept prefix, as its last element (kb, ki); at first every element. A peaked row's largest few (a ladder set:
+    // e >= a threshold, at most SAMPLE_SMALL of them) often hold the top-k, the top-p cut or the pick: then they are
+    // sorted and scanned below instead of searched by bisection over the whole row.
+    int kb = 0, ki = SAMPLE_ALL, vb, vi, bits, fewCount;
+    float few;
+    int limit = width;  // how many of the sorted candidates the scan may keep (top-k)
+    if (topK > 0 && topK < width)
+    {
+        sample_ladder(x, width, kb, ki, bits, few, fewCount, sh);
+        if (bits >= 0 && fewCount >= topK) { kb = bits; limit = topK; }
+        else if (sample_locate(x, width, top, kb, ki, false, 0.f, topK, vb, vi, sh)) { kb = vb; ki = vi; }
+    }
     float kept;
     sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
-    // Too many candidates kept to sort, with top-p to apply: when the largest few of them already reach the top-p mass
-    // (a peaked distribution), the cut lies among those few, which are sorted below; otherwise top-p by bisection, where
-    // a failed search (rounding) keeps them all.
+    // Top-p on too many candidates to sort: among the largest few when they reach the mass, else by bisection, where a
+    // failed search (rounding) keeps them all.
     bool cutTopP = false;
     if (count > SAMPLE_SMALL && topP < 1.f)
     {
-        int bits;
-        float few;
-        sample_ladder(x, width, kb, ki, bits, few, sh);
+        sample_ladder(x, width, kb, ki, bits, few, fewCount, sh);
         if (bits >= 0 && few >= topP * total)
         {
             kb = bits;
@@ -368,13 +375,22 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
             sample_prefix(x, width, kb, ki, kb, ki, kept, count, sh);
         }
     }
-    if (count <= SAMPLE_SMALL)
+    // Still too many: the pick lies among the largest few when they reach r (then `kept` stays the whole kept sum).
+    bool partial = false;
+    if (count > SAMPLE_SMALL)
     {
+        sample_ladder(x, width, kb, ki, bits, few, fewCount, sh);
+        partial = bits >= 0 && few >= uniform * kept;
+    }
+    if (count <= SAMPLE_SMALL || partial)
+    {
+        // A ladder set is itself a prefix of the kept one (it holds fewer elements, so its threshold is above kb).
+        if (partial) { kb = bits; ki = SAMPLE_ALL; count = fewCount; }
         sample_sort_kept(x, width, kb, ki, keys, &filled);
         if (threadIdx.x != 0) return;
-        // The host's scan: the top-p cut (unless made above), then the pick, summing in double.
-        int n = count;
-        if (topP < 1.f && !cutTopP)
+        // The host's scan: top-k, the top-p cut (unless made above), then the pick, summing in double.
+        int n = min(count, limit);
+        if (topP < 1.f && !cutTopP && !partial)
         {
             double mass = (double)topP * total, cumulative = 0;
             for (int j = 0; j < n; j++)
@@ -384,7 +400,8 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
             }
         }
         double sum = 0;
-        for (int j = 0; j < n; j++) sum += sample_weight(keys[j]);
+        if (partial) sum = kept;
+        else for (int j = 0; j < n; j++) sum += sample_weight(keys[j]);
         double r = (double)uniform * sum, running = 0;
         int chosen = n > 0 ? n - 1 : 0;
         for (int j = 0; j < n; j++)
@@ -397,8 +414,8 @@ extern "C" __global__ void __launch_bounds__(1024) sample_rows(float* logits, in
         logProbs[row] = (flags & SAMPLE_LOGPROB) ? (float)log(sample_weight(keys[chosen]) / sum) : 0.f;
         return;
     }
-    // Many candidates: the pick by bisection. The kept prefix sums to exactly `kept` in sample_locate too, and uniform <= 1, so the target is always reached
-    // (the fallback serves rows with NaN).
+    // Many candidates: the pick by bisection. The kept prefix sums to exactly `kept` in sample_locate too, and
+    // uniform <= 1, so the target is always reached (the fallback serves rows with NaN).
     if (!sample_locate(x, width, top, kb, ki, true, uniform * kept, 0, vb, vi, sh)) vi = ki;
     if (threadIdx.x == 0)
     {
