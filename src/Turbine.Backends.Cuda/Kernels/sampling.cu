@@ -6,8 +6,9 @@
 // prefix of that order is "every element of bits > b, and of bits == b with index <= i"; bisection on b and then on i
 // finds where a running count or sum reaches a target (the top-k cut, the top-p cut, the pick). Sums are per thread in
 // index order and then over a fixed tree, so a larger prefix never sums to less: the searches see a monotone function
-// and the pick always lies inside the kept prefix. Once at most SAMPLE_SMALL candidates are kept (after top-k, or
-// after top-p), they are sorted in shared memory and one thread finishes as the host does, summing in double.
+// and the pick always lies inside the kept prefix. Once at most SAMPLE_SMALL candidates are kept, or a row's largest
+// few (found by one "ladder" pass over fixed thresholds) are known to hold the top-k, the top-p cut or the pick, those are
+// sorted in shared memory and one thread finishes as the host does, summing in double.
 
 #define SAMPLE_GREEDY 1
 #define SAMPLE_LOGPROB 2
