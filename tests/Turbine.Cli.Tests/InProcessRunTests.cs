@@ -36,7 +36,7 @@ public class InProcessRunTests
         var progress = new List<(int Done, int Total)>();
         var reporter = new SynchronousProgress(p => { lock (progress) progress.Add(p); });
 
-        await InProcessBenchmark.WarmUpAsync(executor, dataset.Samples[0]);
+        await InProcessBenchmark.WarmUpAsync(executor, dataset.Samples, 2);
         var run = await LoadGenerator.RunAsync(dataset.Samples, new ExecutorTarget(executor),
             new LoadSettings { RequestRate = rate, Concurrency = concurrency, Seed = 1 }, reporter);
         var report = BenchmarkReport.From(run);

@@ -67,7 +67,10 @@ public static class BatchSweep
             Mode = BenchmarkMode.Static, MaxBatchSize = batchSize, MaxNumTokens = maxNumTokens, KvCacheFreeGpuMemFraction = kvCacheFreeGpuMemFraction,
         };
         using var executor = new LlmExecutor(decoder, InProcessBenchmark.ExecutorOptionsFor(settings, dataset));
-        var report = await InProcessBenchmark.RunAsync(executor, dataset, new LoadSettings(), cancellationToken: cancellationToken).ConfigureAwait(false);
+        // The warm-up is the whole batch, as gptSessionBenchmark's warm-up iterations are: the timed run then starts
+        // with the batch's prompt and decode shapes already seen.
+        var report = await InProcessBenchmark.RunAsync(executor, dataset, new LoadSettings(), cancellationToken: cancellationToken,
+            warmUpRequests: batchSize).ConfigureAwait(false);
         double latency = report.DurationSeconds * 1000;
         return new SweepPoint
         {

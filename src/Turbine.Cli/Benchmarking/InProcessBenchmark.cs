@@ -57,18 +57,29 @@ public static class InProcessBenchmark
         return settings.KvCacheFreeGpuMemFraction is float fraction ? options with { KvCacheFreeGpuMemFraction = fraction } : options;
     }
 
-    /// <summary>Runs one short request so that first-use costs (JIT, buffers) stay out of the measurement.</summary>
-    public static async Task WarmUpAsync(LlmExecutor executor, BenchmarkSample sample, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Runs the first <paramref name="requests"/> samples with their whole prompts but 4 output tokens, together, so that
+    /// first-use costs stay out of the measurement: JIT, buffers, on a GPU the GEMM library's set-up and heuristics for
+    /// prompt-sized steps, and the CUDA graph of the batch's decode step (captured on its second step).
+    /// </summary>
+    public static async Task WarmUpAsync(LlmExecutor executor, IReadOnlyList<BenchmarkSample> samples, int requests,
+        CancellationToken cancellationToken = default)
     {
-        var warmup = new BenchmarkSample { InputIds = sample.InputIds[..Math.Min(8, sample.InputIds.Length)], OutputLen = 2 };
-        await new ExecutorTarget(executor).GenerateAsync(warmup, new RequestRecord(warmup.InputIds.Length, 2), cancellationToken).ConfigureAwait(false);
+        var target = new ExecutorTarget(executor);
+        var runs = new Task[Math.Clamp(requests, 1, samples.Count)];
+        for (int i = 0; i < runs.Length; i++)
+        {
+            var warmup = new BenchmarkSample { InputIds = samples[i].InputIds, OutputLen = 4 };
+            runs[i] = target.GenerateAsync(warmup, new RequestRecord(warmup.InputIds.Length, warmup.OutputLen), cancellationToken);
+        }
+        await Task.WhenAll(runs).ConfigureAwait(false);
     }
 
-    /// <summary>Warms up, then runs <paramref name="dataset"/> against <paramref name="executor"/> and reports.</summary>
+    /// <summary>Warms up with <paramref name="warmUpRequests"/> requests, then runs <paramref name="dataset"/> against <paramref name="executor"/> and reports.</summary>
     public static async Task<BenchmarkReport> RunAsync(LlmExecutor executor, BenchmarkDataset dataset, LoadSettings load,
-        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default, int warmUpRequests = 2)
     {
-        await WarmUpAsync(executor, dataset.Samples[0], cancellationToken).ConfigureAwait(false);
+        await WarmUpAsync(executor, dataset.Samples, warmUpRequests, cancellationToken).ConfigureAwait(false);
         var run = await LoadGenerator.RunAsync(dataset.Samples, new ExecutorTarget(executor), load, progress, cancellationToken).ConfigureAwait(false);
         return BenchmarkReport.From(run);
     }
