@@ -1012,12 +1012,15 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             Cublas.cublasDestroy(_cublas);
         _cublas = 0;
         _profiler?.Dispose();
-        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters })
+        foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters, _sampleDevice })
             _device.Free(p);
-        _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = _argPartial = _argCounters = 0;
+        _meta = _gemmIn = _gemmOut = _partial = _ids = _counters = _flag = _workspace = _argPartial = _argCounters = _sampleDevice = 0;
         if (_staging != null)
             Driver.cuMemFreeHost(_staging);
+        if (_sampleHost != null)
+            Driver.cuMemFreeHost(_sampleHost);
         _staging = null;
+        _sampleHost = null;
         _arena.Dispose();
         _device.Dispose();
     }

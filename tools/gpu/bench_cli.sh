@@ -53,7 +53,9 @@ run env TURBINE_CUDA_GEMM=f16 TURBINE_CUDA_KV=f16 $turbine bench sweep --device 
 echo "== gptManagerBenchmark-style: token-norm-dist workload, in-flight batching against static batching =="
 run $turbine bench dataset token-norm-dist --num-requests 512 --input-mean 128 --input-stdev 32 --output-mean 128 --output-stdev 64 \
     --model $model --seed 1 --output /tmp/tnd.json || status=1
-for mode in ifb static; do
+# static-emulated: a static batch starts full (256 of the queued requests) instead of with whichever requests reached
+# the executor first.
+for mode in ifb static-emulated; do
     run $turbine bench run --device cuda --model $model --dataset /tmp/tnd.json --mode $mode --max-batch-size 256 --max-num-tokens 8192 \
         --kv-cache-free-gpu-mem-fraction 0.9 || status=1
 done

@@ -64,7 +64,10 @@ public static class BatchSweep
         });
         var settings = new InProcessSettings
         {
-            Mode = BenchmarkMode.Static, MaxBatchSize = batchSize, MaxNumTokens = maxNumTokens, KvCacheFreeGpuMemFraction = kvCacheFreeGpuMemFraction,
+            // A batch starts only when all of it is queued: plain static batching would start with the first requests
+            // that reach the executor and run the rest as a second batch.
+            Mode = BenchmarkMode.StaticEmulated, StaticTimeout = TimeSpan.FromMinutes(1), MaxBatchSize = batchSize, MaxNumTokens = maxNumTokens,
+            KvCacheFreeGpuMemFraction = kvCacheFreeGpuMemFraction,
         };
         using var executor = new LlmExecutor(decoder, InProcessBenchmark.ExecutorOptionsFor(settings, dataset));
         // The warm-up is the whole batch, as gptSessionBenchmark's warm-up iterations are: the timed run then starts
