@@ -209,9 +209,7 @@ __device__ void gemv_column(const LinearParts& parts, const float* x, int k, int
     const float* bias = p == 0 ? parts.bias[0] : p == 1 ? parts.bias[1] : parts.bias[2];
     float* y = p == 0 ? parts.y[0] : p == 1 ? parts.y[1] : parts.y[2];
     const typename W::T* wr = w + (long long)j * k;
-    // Up to 4096 elements of the row (all of it for the 4096-wide attention matrices): while the kernel before runs,
-    // a narrow matrix's whole first wave of rows is pulled into L2.
-    for (int i = lane * 8; i < min(k, 4096); i += 256) prefetch_l2(wr + i);
+    for (int i = lane * 8; i < min(k, 1024); i += 256) prefetch_l2(wr + i);
     wait_for_predecessor();
     float acc[M];
 #pragma unroll
