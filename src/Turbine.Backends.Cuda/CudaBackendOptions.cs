@@ -37,8 +37,9 @@ public sealed record CudaBackendOptions
     public bool Graphs { get; init; } = true;
 
     /// <summary>
-    /// GEMV kernels start while the kernel before them finishes (programmatic dependent launch, sm_90 and later): they
-    /// pull their first weights into L2, then wait for their input. Hides part of each launch's ramp-up at small batches.
+    /// GEMV kernels start while the kernel before them finishes (programmatic dependent launch, sm_90 and later) and wait
+    /// for their input inside: their blocks are scheduled during the previous kernel's tail. Hides part of each launch's
+    /// ramp-up at small batches.
     /// </summary>
     public bool DependentLaunch { get; init; } = true;
 

@@ -70,8 +70,9 @@ struct F16
 };
 
 // Programmatic dependent launch (sm_90+): a kernel lets the next one start launching once all its blocks run, and a
-// kernel launched that way does work that needs nothing from its predecessor (pulling weights into L2) before it waits
-// for the predecessor to finish. Elsewhere both are no-ops and launches serialise as usual.
+// kernel launched that way waits for its predecessor to finish before reading what it wrote, so its blocks are
+// scheduled during the predecessor's tail. (Prefetching weights into L2 before the wait was measured slower: 152.3
+// against 154.6 tok/s at batch 1.) Elsewhere both are no-ops and launches serialise as usual.
 __device__ __forceinline__ void launch_dependents()
 {
 #if __CUDA_ARCH__ >= 900
@@ -84,7 +85,6 @@ __device__ __forceinline__ void wait_for_predecessor()
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -209,7 +209,6 @@ __device__ void gemv_column(const LinearParts& parts, const float* x, int k, int
     const float* bias = p == 0 ? parts.bias[0] : p == 1 ? parts.bias[1] : parts.bias[2];
     float* y = p == 0 ? parts.y[0] : p == 1 ? parts.y[1] : parts.y[2];
     const typename W::T* wr = w + (long long)j * k;
-    for (int i = lane * 8; i < min(k, 1024); i += 256) prefetch_l2(wr + i);
     wait_for_predecessor();
     float acc[M];
 #pragma unroll
@@ -287,11 +286,6 @@ __device__ void gemv_swiglu(const typename W::T* gw, const typename W::T* uw, co
     }
     const typename W::T* gr = gw + (long long)j * k;
     const typename W::T* ur = uw + (long long)j * k;
-    for (int i = lane * 8; i < min(k, 1024); i += 256)
-    {
-        prefetch_l2(gr + i);
-        prefetch_l2(ur + i);
-    }
     wait_for_predecessor();
     float ga[M], ua[M];
 #pragma unroll
