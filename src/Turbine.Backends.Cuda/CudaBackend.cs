@@ -225,6 +225,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public DeviceBuffer Allocate(long floats) => new CudaBuffer(_device, floats);
 
     /// <inheritdoc />
+    public int KvElementBytes => _options.KvCache == CudaKvCacheType.F32 ? sizeof(float) : sizeof(ushort);
+
+    /// <inheritdoc />
     public KvCacheStorage AllocateKvCache(KvCacheShape shape)
     {
         if (shape.HeadDim % 4 != 0 || shape.HeadDim > MaxHeadDim)

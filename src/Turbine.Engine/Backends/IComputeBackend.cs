@@ -23,6 +23,9 @@ public interface IComputeBackend : IDisposable
     /// <summary>Paged key/value storage for every layer.</summary>
     KvCacheStorage AllocateKvCache(KvCacheShape shape);
 
+    /// <summary>Bytes of one K or V value in the caches <see cref="AllocateKvCache"/> makes (float32 unless the backend keeps 16-bit entries).</summary>
+    int KvElementBytes => sizeof(float);
+
     /// <summary>Makes <paramref name="batch"/> the step the following calls work on (uploads its metadata).</summary>
     void BeginStep(ForwardBatch batch);
 
@@ -124,8 +127,8 @@ public readonly record struct KvCacheShape(int Layers, int Blocks, int BlockSize
     /// <summary>Floats of one token slot in one layer, for K or for V.</summary>
     public int SlotWidth => KvHeads * HeadDim;
 
-    /// <summary>Bytes of one block across all layers, K and V, at float32.</summary>
-    public long BytesPerBlock => 2L * Layers * BlockSize * SlotWidth * sizeof(float);
+    /// <summary>Bytes of one block across all layers, K and V, at <paramref name="elementBytes"/> a value.</summary>
+    public long BytesPerBlock(int elementBytes) => 2L * Layers * BlockSize * SlotWidth * elementBytes;
 }
 
 /// <summary>Paged K/V storage owned by a backend.</summary>

@@ -21,7 +21,9 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly KvCacheManager _kv;
     private readonly KvCacheStorage _storage;
     private readonly ForwardBatch _batch;
-    private readonly float[] _logits;
+    // Logit rows on the host, allocated on the first step that downloads them (context/generation logits, beams):
+    // steps sampled or argmax'd on the backend never need them, and at large batches they are hundreds of MB.
+    private float[]? _logits;
     // Per logit row of a step whose tokens were chosen on the backend (ArgMax or Sample): the ids and log probs.
     private readonly int[] _ids;
     private readonly float[] _logProbs;
@@ -69,11 +71,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             : options.KvCacheMemoryBytes;
         int blocks = options.MaxTokensInPagedKvCache is int tokens
             ? Math.Max(1, tokens / blockSize)
-            : (int)Math.Max(1, Math.Min(int.MaxValue, budget / decoder.KvShape(1, blockSize).BytesPerBlock));
+            : (int)Math.Max(1, Math.Min(int.MaxValue, budget / decoder.KvShape(1, blockSize).BytesPerBlock(decoder.Backend.KvElementBytes)));
         _kv = new KvCacheManager(blocks, blockSize, options.EnableKvCacheReuse);
         _storage = decoder.Backend.AllocateKvCache(decoder.KvShape(blocks, blockSize));
         _batch = decoder.CreateBatch();
-        _logits = new float[(long)decoder.Limits.LogitRows * config.VocabSize];
         _ids = new int[decoder.Limits.LogitRows];
         _logProbs = new float[decoder.Limits.LogitRows];
         _scratch = new float[config.VocabSize];
@@ -98,6 +99,8 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
 
     /// <summary>The executor's configuration.</summary>
     public ExecutorOptions Options => _options;
+
+    private float[] HostLogits => _logits ??= new float[(long)_decoder.Limits.LogitRows * _decoder.Config.VocabSize];
 
     /// <summary>KV cache capacity in tokens.</summary>
     public int KvCapacityTokens => _kv.TotalBlocks * _kv.BlockSize;
@@ -313,7 +316,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             _decoder.SampleLogits(_sampling, _ids, _logProbs);
         }
         else
-            _decoder.CopyLogits(_batch.LogitRowCount, _logits);
+            _decoder.CopyLogits(_batch.LogitRowCount, HostLogits);
         _iterations++;
         Complete(readout);
         return true;
@@ -539,7 +542,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                 var search = r.Beams!;
                 if (beam == search.Live.Count - 1)
                 {
-                    search.Advance(_logits.AsSpan((firstRow - beam) * vocab, search.Live.Count * vocab), _scratch);
+                    search.Advance(HostLogits.AsSpan((firstRow - beam) * vocab, search.Live.Count * vocab), _scratch);
                     if (search.Done)
                         Finish(r);
                 }
@@ -550,7 +553,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             if (allRows && r.ContextLogits is { } context)
             {
                 int promptRows = Math.Min(take, r.PromptLength - start);
-                _logits.AsSpan(firstRow * vocab, promptRows * vocab).CopyTo(context.AsSpan(start * vocab));
+                HostLogits.AsSpan(firstRow * vocab, promptRows * vocab).CopyTo(context.AsSpan(start * vocab));
             }
             _kv.RegisterComputed(r.Blocks, r.Tokens.AsSpan(0, r.Count), Math.Min(r.Computed, r.PromptLength));
             if (r.Computed < r.Count)
@@ -558,7 +561,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             int row = allRows ? firstRow + take - 1 : firstRow;
             if (r.Beams is { } beams)
             {
-                beams.Start(_logits.AsSpan(row * vocab, vocab), r.Blocks, _scratch);
+                beams.Start(HostLogits.AsSpan(row * vocab, vocab), r.Blocks, _scratch);
                 _kv.Release(r.Blocks);
                 if (beams.Done)
                     Finish(r);
@@ -568,7 +571,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
             else if (readout == Readout.Sample)
                 Accept(r, _ids[row], _logProbs[row]);
             else
-                SampleOnHost(r, _logits.AsSpan(row * vocab, vocab));
+                SampleOnHost(r, HostLogits.AsSpan(row * vocab, vocab));
         }
     }
 
