@@ -1,5 +1,4 @@
 using Turbine.Backends.Cpu;
-using Turbine.Core.Checkpoints;
 using Turbine.Engine.Backends;
 using Turbine.Engine.Executor;
 using Turbine.Engine.Models;
@@ -89,49 +88,28 @@ public sealed class BackendSamplingTests
     }
 
     /// <summary>A CPU backend that counts how the steps' logits reach the host.</summary>
-    private sealed class CountingBackend(CpuBackend cpu) : IComputeBackend
+    private sealed class CountingBackend(CpuBackend cpu) : ForwardingCpuBackend(cpu)
     {
         public int Downloads { get; private set; }
         public int ArgMaxRows { get; private set; }
         public int SampledRows { get; private set; }
-        public string Name => cpu.Name;
-        public DeviceWeight Upload(in TensorSlice tensor) => cpu.Upload(tensor);
-        public DeviceBuffer Allocate(long floats) => cpu.Allocate(floats);
-        public KvCacheStorage AllocateKvCache(KvCacheShape shape) => cpu.AllocateKvCache(shape);
-        public void BeginStep(ForwardBatch batch) => cpu.BeginStep(batch);
-        public void Embed(DeviceWeight table, DeviceBuffer y) => cpu.Embed(table, y);
-        public void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y) => cpu.RmsNorm(x, rows, weight, eps, y);
-        public void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y) =>
-            cpu.AddRmsNorm(residual, delta, rows, weight, eps, y);
-        public void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y) => cpu.Linear(x, rows, weight, bias, y);
-        public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs) =>
-            cpu.LinearGroup(x, rows, weights, biases, outputs);
-        public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim) => cpu.Rotary(q, heads, k, kvHeads, headDim);
-        public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
-            int heads, int kvHeads, int headDim, float scale, int slidingWindow) =>
-            cpu.Attention(cache, layer, q, k, v, output, heads, kvHeads, headDim, scale, slidingWindow);
-        public void CopyKvBlock(KvCacheStorage cache, int source, int destination) => cpu.CopyKvBlock(cache, source, destination);
-        public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count) => cpu.SiluMul(gate, up, y, count);
-        public void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y) => cpu.GatherRows(x, rows, width, y);
 
-        public void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
+        public override void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids)
         {
             ArgMaxRows += rows;
-            cpu.ArgMax(logits, rows, width, ids);
+            base.ArgMax(logits, rows, width, ids);
         }
 
-        public void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs)
+        public override void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs)
         {
             SampledRows += rows.Count;
-            cpu.Sample(logits, width, rows, ids, logProbs);
+            base.Sample(logits, width, rows, ids, logProbs);
         }
 
-        public void Download(DeviceBuffer source, Span<float> destination)
+        public override void Download(DeviceBuffer source, Span<float> destination)
         {
             Downloads++;
-            cpu.Download(source, destination);
+            base.Download(source, destination);
         }
-
-        public void Dispose() => cpu.Dispose();
     }
 }
