@@ -780,21 +780,20 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
                 Array.Resize(ref _gatherRows, rows.Length);
             rows.CopyTo(_gatherRows);
         }
-        // The rows themselves are part of the fingerprint only through their count: a graph always gathers the step's
-        // logit rows, which BeginStep uploads.
-        if (Deferred(new StepOperation(OperationKind.GatherRows, x, y, I0: rows.Length, I1: width,
-            I2: rows.SequenceEqual(Step.LogitRows.AsSpan(0, Step.LogitRowCount)) ? 1 : 0)))
+        // The rows enter the fingerprint by count and by whether they are the step's own logit rows, which BeginStep
+        // uploads and a graph gathers; any other rows are uploaded here.
+        bool stepRows = rows.SequenceEqual(Step.LogitRows.AsSpan(0, Step.LogitRowCount));
+        if (Deferred(new StepOperation(OperationKind.GatherRows, x, y, I0: rows.Length, I1: width, I2: stepRows ? 1 : 0)))
             return;
         ulong xp = Ptr(x), yp = Ptr(y);
         Flush();
-        var batch = Step;
         if (rows.Length == 0)
             return;
         if (rows.Length > _rowsCapacity)
             throw new ArgumentException($"{rows.Length} rows to gather, more than the step's {_rowsCapacity} logit rows", nameof(rows));
-        // The step's own logit rows were uploaded with its metadata; other rows go up now (never in a graph).
-        if (!rows.SequenceEqual(batch.LogitRows.AsSpan(0, batch.LogitRowCount)))
+        if (!stepRows)
         {
+            // Never in a graph: the upload below would not be replayed with the rows of later steps.
             if (_mode != StepMode.Eager)
                 throw new InvalidOperationException("GatherRows of rows other than the step's logit rows cannot be part of a CUDA graph");
             rows.CopyTo(new Span<int>(_staging + _rowsOff, rows.Length));
