@@ -4,7 +4,7 @@
 # then a device call carrying .cuda-pack (and nothing else in it: the tarball and the tree must fit in 64 MiB), from the
 # repository root there:
 #   tools/gpu/bench_cli.sh            serve on the GPU, sweep (batch 1, 64 and the largest that fits), IFB vs static
-# Uses the random Llama-3-8B-shaped checkpoint of tools/gpu/make_llama8b.py in /tmp/llama8b (made when missing).
+# Uses the random Llama-3-8B-shaped checkpoint of `tools/gpu/make_checkpoint.py llama3-8b` in /tmp/llama8b (made when missing).
 # Logs go to $OUT (or /tmp/cli-bench).
 set -uo pipefail
 out=${OUT:-/tmp/cli-bench}
@@ -13,7 +13,7 @@ tar xJf .cuda-pack/turbine.tar.xz -C /tmp/tc || exit 1
 turbine=/tmp/tc/turbine
 export TURBINE_CUDA_CACHE=/tmp/turbine-kernels TURBINE_HOME=$PWD
 model=/tmp/llama8b
-[ -f $model/config.json ] || PYTHONUNBUFFERED=1 python3 tools/gpu/make_llama8b.py $model 16 > "$out/make8b.log" 2>&1 || exit 1
+[ -f $model/config.json ] || PYTHONUNBUFFERED=1 python3 tools/gpu/make_checkpoint.py llama3-8b $model 16 > "$out/make8b.log" 2>&1 || exit 1
 status=0
 run() { echo "\$ $*" | tee -a "$out/bench.log"; "$@" 2>&1 | grep -v '^\s*$' | tee -a "$out/bench.log"; return ${PIPESTATUS[0]}; }
 
