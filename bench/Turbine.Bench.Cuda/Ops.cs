@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Turbine.Backends.Cpu;
 using Turbine.Backends.Cuda;
 using Turbine.Core.Checkpoints;
+using Turbine.Core.Models;
 using Turbine.Core.Tensors;
 using Turbine.Engine.Backends;
 using Turbine.Engine.Sampling;
@@ -13,24 +14,32 @@ internal static unsafe class Ops
 {
     public static int Run()
     {
-        using var cuda = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { KvCache = CudaKvCacheType.F32 });
+        // Graphs off: cases of both rotary styles share the decode shape, and a second decode step of one shape would be
+        // captured as a graph, with this harness allocating and uploading inside the capture.
+        using var cuda = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { KvCache = CudaKvCacheType.F32, Graphs = false });
         using var cpu = new CpuBackend(0);
         int failures = 0;
-        foreach (var (tokens, cached, heads, kvHeads, hd, hidden, inter) in new[]
+        // half: rotated pairs per head (hd / 2, or fewer for partial rotary).
+        foreach (var (tokens, cached, heads, kvHeads, hd, hidden, inter, style, half) in new[]
         {
-            (17, 0, 4, 2, 16, 64, 160), (3, 14, 4, 1, 32, 64, 160), (1, 40, 4, 2, 16, 64, 160), (33, 0, 32, 8, 128, 4096, 512), (2, 150, 32, 8, 128, 4096, 512),
+            (17, 0, 4, 2, 16, 64, 160, RotaryStyle.Neox, 8), (3, 14, 4, 1, 32, 64, 160, RotaryStyle.Neox, 16), (1, 40, 4, 2, 16, 64, 160, RotaryStyle.Neox, 8),
+            (33, 0, 32, 8, 128, 4096, 512, RotaryStyle.Neox, 64), (2, 150, 32, 8, 128, 4096, 512, RotaryStyle.Neox, 64),
+            (5, 9, 4, 2, 32, 64, 160, RotaryStyle.Neox, 12),
+            (17, 0, 4, 2, 16, 64, 160, RotaryStyle.Interleaved, 8), (3, 14, 4, 1, 32, 64, 160, RotaryStyle.Interleaved, 16),
+            (1, 40, 4, 2, 16, 64, 160, RotaryStyle.Interleaved, 8), (5, 9, 4, 2, 32, 64, 160, RotaryStyle.Interleaved, 12),
+            (33, 0, 32, 8, 128, 4096, 512, RotaryStyle.Interleaved, 64), (2, 150, 32, 8, 128, 4096, 512, RotaryStyle.Interleaved, 32),
         })
         {
-            Console.WriteLine($"-- tokens {tokens} after {cached} cached, heads {heads}/{kvHeads} x {hd}, hidden {hidden}");
+            Console.WriteLine($"-- tokens {tokens} after {cached} cached, heads {heads}/{kvHeads} x {hd}, hidden {hidden}, rope {style} {2 * half}/{hd} dims");
             var random = new Random(tokens * 31 + hd);
             var pairs = new[] { (IComputeBackend)cpu, cuda };
-            var batch = new ForwardBatch(tokens, 1, tokens, hd / 2);
+            var batch = new ForwardBatch(tokens, 1, tokens, half, style);
             const int blockSize = 4;
             int context = cached + tokens;
             int blocks = (context + blockSize - 1) / blockSize;
             var table = Enumerable.Range(0, blocks).Select(b => blocks - 1 - b + 3).ToArray();
             batch.Add(Enumerable.Range(0, tokens).ToArray(), cached, table, blockSize, allLogits: true);
-            for (int i = 0; i < tokens * hd / 2; i++)
+            for (int i = 0; i < tokens * half; i++)
             {
                 double angle = random.NextDouble() * 6.28;
                 batch.Cos[i] = (float)Math.Cos(angle);
@@ -89,12 +98,22 @@ internal static unsafe class Ops
                 outputs.Add(Read(be, o, tokens * heads * hd));
                 be.Attention(kv, 0, q, k, v, o, heads, kvHeads, hd, 0.25f, 5);
                 outputs.Add(Read(be, o, tokens * heads * hd));
+                // Rotary straight before the attention that uses it, nothing read in between: the CUDA backend applies it
+                // while writing k to the cache (rope_kv_write_*), the path a decoder layer takes.
+                var fq = Fill(be, batch, tokens, heads * hd, rng);
+                var fk = Fill(be, batch, tokens, kvHeads * hd, rng);
+                var fv = Fill(be, batch, tokens, kvHeads * hd, rng);
+                be.Rotary(fq, heads, fk, kvHeads, hd);
+                be.Attention(kv, 0, fq, fk, fv, o, heads, kvHeads, hd, 0.25f, 0);
+                outputs.Add(Read(be, o, tokens * heads * hd));
+                outputs.Add(Read(be, fq, tokens * heads * hd));
+                outputs.Add(Read(be, fk, tokens * kvHeads * hd));
             }
             var names = new List<string>();
             if (cached > 0)
                 names.Add("attention (earlier context)");
             names.AddRange(["rmsnorm", "add_rmsnorm y", "add_rmsnorm residual", "linear f32 + bias", "silu_mul f32", "linear bf16 + bias", "silu_mul bf16",
-                "rope q", "rope k", "attention", "attention window 5"]);
+                "rope q", "rope k", "attention", "attention window 5", "rope+kv_write attention", "rope+kv_write q", "rope+kv_write k"]);
             for (int i = 0; i < names.Count; i++)
             {
                 double err = RelativeL2(results[1][i], results[0][i]);

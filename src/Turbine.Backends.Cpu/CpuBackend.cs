@@ -126,7 +126,8 @@ public sealed unsafe class CpuBackend : IComputeBackend
     {
         var batch = Step;
         fixed (float* cos = batch.Cos, sin = batch.Sin)
-            Kernels.Rotary.Apply(((CpuBuffer)q).Data, ((CpuBuffer)k).Data, batch.TokenCount, heads, kvHeads, headDim, cos, sin);
+            Kernels.Rotary.Apply(((CpuBuffer)q).Data, ((CpuBuffer)k).Data, batch.TokenCount, heads, kvHeads, headDim, cos, sin,
+                batch.RotaryStyle, 2 * batch.RotaryHalfDim);
     }
 
     /// <inheritdoc />

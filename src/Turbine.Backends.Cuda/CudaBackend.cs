@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Turbine.Backends.Cuda.Native;
 using Turbine.Core.Checkpoints;
+using Turbine.Core.Models;
 using Turbine.Core.Tensors;
 using Turbine.Engine.Backends;
 
@@ -629,11 +630,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <inheritdoc />
     public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
     {
-        if (Deferred(new StepOperation(OperationKind.Rotary, q, k, I0: heads, I1: kvHeads, I2: headDim)))
+        // The style is in the fingerprint: a graph bakes it into its launch.
+        if (Deferred(new StepOperation(OperationKind.Rotary, q, k, I0: heads, I1: kvHeads, I2: headDim, I3: (int)Step.RotaryStyle)))
             return;
         ulong qp = Ptr(q), kp = Ptr(k);
         Flush();
-        _ = Step;
         (_rotaryQ, _rotaryK, _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim) = (qp, kp, heads, kvHeads, headDim);
         _rotaryPending = true;
         if (!_options.Fuse)
@@ -647,8 +648,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             return;
         _rotaryPending = false;
         int half = Step.RotaryHalfDim, heads = _rotaryHeads, kvHeads = _rotaryKvHeads, headDim = _rotaryHeadDim;
+        int interleaved = Step.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
         ulong qp = _rotaryQ, kp = _rotaryK, cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
-        void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half };
+        void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half, &interleaved };
         _activeProfiler?.Begin("rope");
         Run("rope", (uint)Step.TokenCount, 1, 1, 256, 1, 0, args);
         _activeProfiler?.End();
@@ -680,7 +682,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         {
             _rotaryPending = false;
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
-            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half };
+            int interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
+            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half, &interleaved };
             _activeProfiler?.Begin("rope + kv_write");
             Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
             _activeProfiler?.End();

@@ -1,4 +1,5 @@
 using Turbine.Backends.Cpu.Kernels;
+using Turbine.Core.Models;
 using Turbine.Core.Tensors;
 
 namespace Turbine.Backends.Cpu.Tests;
@@ -86,17 +87,22 @@ public sealed unsafe class ElementwiseTests
     }
 
     [Theory]
-    [InlineData(RotaryLayout.Neox, 2, 0)]
-    [InlineData(RotaryLayout.Neox, 6, 0)]
-    [InlineData(RotaryLayout.Neox, 18, 0)]
-    [InlineData(RotaryLayout.Neox, 64, 0)]
-    [InlineData(RotaryLayout.Neox, 128, 0)]
-    [InlineData(RotaryLayout.Neox, 80, 40)]
-    [InlineData(RotaryLayout.Interleaved, 2, 0)]
-    [InlineData(RotaryLayout.Interleaved, 18, 0)]
-    [InlineData(RotaryLayout.Interleaved, 64, 0)]
-    [InlineData(RotaryLayout.Interleaved, 64, 16)]
-    public void RotaryMatchesReference(RotaryLayout layout, int headDim, int rotaryDim)
+    [InlineData(RotaryStyle.Neox, 2, 0)]
+    [InlineData(RotaryStyle.Neox, 6, 0)]
+    [InlineData(RotaryStyle.Neox, 18, 0)]
+    [InlineData(RotaryStyle.Neox, 64, 0)]
+    [InlineData(RotaryStyle.Neox, 128, 0)]
+    [InlineData(RotaryStyle.Neox, 80, 40)]
+    [InlineData(RotaryStyle.Neox, 34, 18)]
+    [InlineData(RotaryStyle.Interleaved, 2, 0)]
+    [InlineData(RotaryStyle.Interleaved, 6, 0)]
+    [InlineData(RotaryStyle.Interleaved, 18, 0)]
+    [InlineData(RotaryStyle.Interleaved, 64, 0)]
+    [InlineData(RotaryStyle.Interleaved, 128, 0)]
+    [InlineData(RotaryStyle.Interleaved, 64, 16)]
+    [InlineData(RotaryStyle.Interleaved, 80, 40)]
+    [InlineData(RotaryStyle.Interleaved, 34, 18)]
+    public void RotaryMatchesReference(RotaryStyle style, int headDim, int rotaryDim)
     {
         int seed = TestData.NewSeed();
         var rng = new Random(seed);
@@ -127,8 +133,8 @@ public sealed unsafe class ElementwiseTests
                         r[b + i] = x[b + i];
                     for (int i = 0; i < half; i++)
                     {
-                        int i1 = layout == RotaryLayout.Neox ? i : 2 * i;
-                        int i2 = layout == RotaryLayout.Neox ? i + half : 2 * i + 1;
+                        int i1 = style == RotaryStyle.Neox ? i : 2 * i;
+                        int i2 = style == RotaryStyle.Neox ? i + half : 2 * i + 1;
                         double c = cos[t * half + i], s = sin[t * half + i];
                         r[b + i1] = x[b + i1] * c - x[b + i2] * s;
                         r[b + i2] = x[b + i2] * c + x[b + i1] * s;
@@ -143,9 +149,9 @@ public sealed unsafe class ElementwiseTests
         fixed (float* kp = k)
         fixed (float* cp = cos)
         fixed (float* sp = sin)
-            Rotary.Apply(qp, kp, tokens, heads, kvHeads, headDim, cp, sp, layout, rotaryDim);
-        TestData.AssertClose(q, qe, TestData.RelativeScale(qe, 1), 1e-6, $"Rotary q {layout} seed={seed}");
-        TestData.AssertClose(k, ke, TestData.RelativeScale(ke, 1), 1e-6, $"Rotary k {layout} seed={seed}");
+            Rotary.Apply(qp, kp, tokens, heads, kvHeads, headDim, cp, sp, style, rotaryDim);
+        TestData.AssertClose(q, qe, TestData.RelativeScale(qe, 1), 1e-6, $"Rotary q {style} seed={seed}");
+        TestData.AssertClose(k, ke, TestData.RelativeScale(ke, 1), 1e-6, $"Rotary k {style} seed={seed}");
     }
 
     [Theory]

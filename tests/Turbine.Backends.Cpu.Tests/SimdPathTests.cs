@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using Turbine.Backends.Cpu.Kernels;
+using Turbine.Core.Models;
 using Turbine.Core.Tensors;
 using Xunit.Abstractions;
 
@@ -137,6 +138,36 @@ public sealed unsafe class SimdPathTests(ITestOutputHelper output) : IDisposable
                     TestData.AssertClose(y, expected, scale, 1e-5, $"Linear {type} m={m} k={k}");
                 }
             }
+        }
+    }
+
+    [Fact]
+    public void InterleavedRotaryEveryLengthUpTo40()
+    {
+        // half up to 20 covers the 8-pair (256-bit) and 4-pair (128-bit) loops, and every tail after them.
+        var rng = new Random(TestData.NewSeed());
+        for (int half = 1; half <= 20; half++)
+        {
+            int d = 2 * half;
+            var x = TestData.Floats(rng, d);
+            var cos = TestData.Floats(rng, half);
+            var sin = TestData.Floats(rng, half);
+            var expected = new double[d];
+            var scalar = new float[d];
+            for (int i = 0; i < half; i++)
+            {
+                expected[2 * i] = (double)x[2 * i] * cos[i] - (double)x[2 * i + 1] * sin[i];
+                expected[2 * i + 1] = (double)x[2 * i + 1] * cos[i] + (double)x[2 * i] * sin[i];
+                scalar[2 * i] = x[2 * i] * cos[i] - x[2 * i + 1] * sin[i];
+                scalar[2 * i + 1] = x[2 * i + 1] * cos[i] + x[2 * i] * sin[i];
+            }
+            fixed (float* xp = x)
+            fixed (float* cp = cos)
+            fixed (float* sp = sin)
+                Rotary.Apply(xp, null, 1, 1, 0, d, cp, sp, RotaryStyle.Interleaved);
+            TestData.AssertClose(x, expected, TestData.RelativeScale(expected, 1), 1e-6, $"interleaved Rotary d={d}");
+            // The vector loops round as the scalar formula does.
+            Assert.Equal(scalar, x);
         }
     }
 

@@ -422,8 +422,10 @@ extern "C" __global__ void swiglu_epilogue(const float* acc, int two, float* gat
     }
 }
 
-// ---- rotary (neox pairing i, i + half) over q and k in place, with the step's cos/sin rows ----------------------
-extern "C" __global__ void rope(float* q, float* k, const float* cosTable, const float* sinTable, int heads, int kvHeads, int headDim, int half)
+// ---- rotary over q and k in place, with the step's cos/sin rows: pair i is (i, i + half) (neox), or (2i, 2i + 1) when
+// interleaved (GPT-J); dimensions past 2 * half are left as they are (partial rotary) -------------------------------
+extern "C" __global__ void rope(float* q, float* k, const float* cosTable, const float* sinTable, int heads, int kvHeads, int headDim, int half,
+    int interleaved)
 {
     int t = blockIdx.x;
     int pairs = (heads + kvHeads) * half;
@@ -432,9 +434,10 @@ extern "C" __global__ void rope(float* q, float* k, const float* cosTable, const
         int h = e / half, i = e - h * half;
         float* x = h < heads ? q + ((long long)t * heads + h) * headDim : k + ((long long)t * kvHeads + (h - heads)) * headDim;
         float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
-        float a = x[i], b = x[i + half];
-        x[i] = a * c - b * s;
-        x[i + half] = b * c + a * s;
+        int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
+        float a = x[i1], b = x[i2];
+        x[i1] = a * c - b * s;
+        x[i2] = b * c + a * s;
     }
 }
 
@@ -562,7 +565,7 @@ extern "C" __global__ void kv_write_f16(const float* k, const float* v, const in
 // block per (token, head), and one more per token for v (and k's dimensions past the rotary ones, partial rotary) ----
 template <class KV>
 __device__ void rope_kv_write(float* q, float* k, const float* v, const float* cosTable, const float* sinTable, const int* slots,
-    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half)
+    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved)
 {
     const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim;
     const long long dst = (long long)slot * kvDim;
@@ -573,15 +576,16 @@ __device__ void rope_kv_write(float* q, float* k, const float* v, const float* c
         for (int i = threadIdx.x; i < half; i += blockDim.x)
         {
             float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
-            float a = x[i], b = x[i + half];
+            int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
+            float a = x[i1], b = x[i2];
             float ra = a * c - b * s, rb = b * c + a * s;
-            x[i] = ra;
-            x[i + half] = rb;
+            x[i1] = ra;
+            x[i2] = rb;
             if (key && slot >= 0)
             {
                 long long o = dst + (long long)(h - heads) * headDim;
-                kc[o + i] = KV::put(ra);
-                kc[o + i + half] = KV::put(rb);
+                kc[o + i1] = KV::put(ra);
+                kc[o + i2] = KV::put(rb);
             }
         }
         return;
@@ -596,8 +600,8 @@ __device__ void rope_kv_write(float* q, float* k, const float* v, const float* c
 }
 #define ROPE_KV_WRITE(TYPE, NAME) \
     extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, const float* v, const float* c, const float* s, const int* slots, \
-        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half) \
-    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half); }
+        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved) \
+    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half, interleaved); }
 ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
 // ---- paged attention, prefill and decode alike ----------------------------------------------------------------------

@@ -1,3 +1,5 @@
+using Turbine.Core.Models;
+
 namespace Turbine.Engine.Backends;
 
 /// <summary>
@@ -9,13 +11,15 @@ public sealed class ForwardBatch
 {
     /// <summary>
     /// Buffers for up to <paramref name="maxTokens"/> tokens of up to <paramref name="maxSequences"/> sequences,
-    /// of which at most <paramref name="maxLogitRows"/> rows want logits.
+    /// of which at most <paramref name="maxLogitRows"/> rows want logits, for a model that rotates
+    /// <paramref name="rotaryHalfDim"/> pairs of each head in <paramref name="rotaryStyle"/>.
     /// </summary>
-    public ForwardBatch(int maxTokens, int maxSequences, int maxLogitRows, int rotaryHalfDim)
+    public ForwardBatch(int maxTokens, int maxSequences, int maxLogitRows, int rotaryHalfDim, RotaryStyle rotaryStyle = RotaryStyle.Neox)
     {
         MaxTokens = maxTokens;
         MaxSequences = maxSequences;
         RotaryHalfDim = rotaryHalfDim;
+        RotaryStyle = rotaryStyle;
         Tokens = new int[maxTokens];
         Positions = new int[maxTokens];
         Slots = new int[maxTokens];
@@ -29,8 +33,17 @@ public sealed class ForwardBatch
     public int MaxTokens { get; }
     /// <summary>Capacity in sequences.</summary>
     public int MaxSequences { get; }
-    /// <summary>Width of a cos or sin row.</summary>
+    /// <summary>
+    /// Width of a cos or sin row: the rotated pairs of each head. Dimensions past 2 × RotaryHalfDim of a head are
+    /// left unchanged (partial rotary).
+    /// </summary>
     public int RotaryHalfDim { get; }
+    /// <summary>
+    /// Which dimensions of a head form the rotated pairs. A property of the model like <see cref="RotaryHalfDim"/>,
+    /// kept here with the cos/sin rows so <see cref="IComputeBackend.Rotary"/> and the backends that fuse RoPE into
+    /// another operation read it from the step.
+    /// </summary>
+    public RotaryStyle RotaryStyle { get; }
     /// <summary>Tokens in this step.</summary>
     public int TokenCount { get; private set; }
     /// <summary>Sequences in this step.</summary>

@@ -47,7 +47,11 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs);
 
-    /// <summary>Rotates q [tokens × heads × headDim] and k [tokens × kvHeads × headDim] in place with the step's cos/sin rows.</summary>
+    /// <summary>
+    /// Rotates q [tokens × heads × headDim] and k [tokens × kvHeads × headDim] in place with the step's cos/sin rows:
+    /// the step's <see cref="ForwardBatch.RotaryHalfDim"/> pairs of each head, paired as its
+    /// <see cref="ForwardBatch.RotaryStyle"/> says; the dimensions past them are left unchanged.
+    /// </summary>
     void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim);
 
     /// <summary>

@@ -73,7 +73,8 @@ public sealed class Decoder : IDisposable
         new(Config.NumLayers, blocks, blockSize, Config.NumKvHeads, Config.HeadDim);
 
     /// <summary>A batch buffer sized for this decoder's limits.</summary>
-    public ForwardBatch CreateBatch() => new(Limits.MaxTokensPerStep, Limits.MaxSequencesPerStep, Limits.LogitRows, _rotary.HalfDim);
+    public ForwardBatch CreateBatch() =>
+        new(Limits.MaxTokensPerStep, Limits.MaxSequencesPerStep, Limits.LogitRows, _rotary.HalfDim, Family.RotaryStyle);
 
     /// <summary>Opens the HF checkpoint in <paramref name="directory"/> and loads it onto <paramref name="backend"/>.</summary>
     public static Decoder Load(string directory, IComputeBackend backend, DecoderLimits limits, IProgress<(int Done, int Total)>? progress = null)

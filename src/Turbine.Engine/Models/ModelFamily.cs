@@ -7,7 +7,14 @@ namespace Turbine.Engine.Models;
 /// A model family as data: which HF architectures it covers and where each weight lives in the checkpoint.
 /// A new family whose forward pass the generic decoder already computes is one more entry here.
 /// </summary>
-public sealed record ModelFamily(string Name, string[] Architectures, DecoderWeightNames Names)
+/// <param name="Name">Short name, e.g. llama.</param>
+/// <param name="Architectures">The <c>architectures</c> entries of config.json it covers.</param>
+/// <param name="Names">Where its weights are in the checkpoint.</param>
+/// <param name="RotaryStyle">
+/// How its heads pair dimensions for RoPE. HF configs do not say (transformers fixes it in each architecture's
+/// modeling code), so the family declares it.
+/// </param>
+public sealed record ModelFamily(string Name, string[] Architectures, DecoderWeightNames Names, RotaryStyle RotaryStyle = RotaryStyle.Neox)
 {
     /// <summary>Llama, Mistral and Qwen2 share one naming scheme; they differ in config (biases, windows, RoPE).</summary>
     private static readonly DecoderWeightNames LlamaNames = new(
