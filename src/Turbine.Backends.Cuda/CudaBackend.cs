@@ -863,6 +863,13 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _profiler?.Harvest();
     }
 
+    /// <inheritdoc />
+    public void LaunchStep()
+    {
+        _device.MakeCurrent();
+        EndStepBody();
+    }
+
     // The step's forward pass ends where its logits are read: everything queued for it is launched, and a graph being
     // captured is finished and launched, or the replayed one launched.
     private void EndStepBody()

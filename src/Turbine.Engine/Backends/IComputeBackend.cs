@@ -29,6 +29,15 @@ public interface IComputeBackend : IDisposable
     /// <summary>Makes <paramref name="batch"/> the step the following calls work on (uploads its metadata).</summary>
     void BeginStep(ForwardBatch batch);
 
+    /// <summary>
+    /// Starts the step's queued work without waiting for it, so the host can do other work while the device runs; the
+    /// next read (<see cref="ArgMax"/>, <see cref="Sample"/>, <see cref="Download"/>) waits as usual. A backend that
+    /// computes as it is called has nothing to start.
+    /// </summary>
+    void LaunchStep()
+    {
+    }
+
     /// <summary>y[t] = table[token t] for every token of the step.</summary>
     void Embed(DeviceWeight table, DeviceBuffer y);
 

@@ -38,6 +38,9 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly List<RequestState> _running = [];
     private readonly List<ScheduledWork> _scheduled = [];
     private readonly List<(int Source, int Destination)> _blockCopies = [];
+    // Outputs of the last step, sent while the device runs the next one: detokenising and waking readers is host work
+    // that would otherwise sit between two steps.
+    private readonly List<(RequestState Request, bool Final)> _pendingOutputs = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _loop;
     private long _nextId;
@@ -254,6 +257,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                 DrainIncoming();
                 if (_running.Count == 0 && _waiting.Count == 0)
                 {
+                    EmitPending();
                     WaitForWork(Timeout.InfiniteTimeSpan);
                     continue;
                 }
@@ -292,19 +296,26 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>One iteration: admit, schedule, forward, sample, emit. False when nothing could run yet.</summary>
+    /// <summary>
+    /// One iteration: admit, schedule, launch the forward pass, send the previous step's outputs while it runs, read this
+    /// step's tokens. False when nothing could run yet.
+    /// </summary>
     private bool Step()
     {
         DropCancelled();
         Admit();
-        if (_running.Count == 0)
+        if (_running.Count > 0)
+            Schedule();
+        if (_running.Count == 0 || _batch.TokenCount == 0)
+        {
+            EmitPending();
             return false;
-        Schedule();
-        if (_batch.TokenCount == 0)
-            return false;
+        }
         foreach (var (source, destination) in _blockCopies)
             _decoder.Backend.CopyKvBlock(_storage, source, destination);
         _decoder.Forward(_batch, _storage);
+        _decoder.Backend.LaunchStep();
+        EmitPending();
         // Only steps where some row's logits are read on the host (context or generation logits, beam search) bring
         // the logit rows back; otherwise the backend chooses and only ids cross.
         var readout = ChooseReadout();
@@ -339,7 +350,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
                 _waiting.Remove(node);
                 Interlocked.Decrement(ref _queued);
                 node.Value.Finish = FinishReason.Cancelled;
-                Emit(node.Value, final: true);
+                EmitLater(node.Value, final: true);
             }
             node = next;
         }
@@ -607,7 +618,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         if (r.Finish != FinishReason.None)
             Finish(r);
         else if (r.Request.Streaming)
-            Emit(r, final: false);
+            EmitLater(r, final: false);
     }
 
     private static bool EndsWithStopWord(RequestState r, out int length)
@@ -648,7 +659,16 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _running.Remove(r);
         Interlocked.Decrement(ref _active);
         Interlocked.Increment(ref _completed);
-        Emit(r, final: true);
+        EmitLater(r, final: true);
+    }
+
+    private void EmitLater(RequestState r, bool final) => _pendingOutputs.Add((r, final));
+
+    private void EmitPending()
+    {
+        foreach (var (r, final) in _pendingOutputs)
+            Emit(r, final);
+        _pendingOutputs.Clear();
     }
 
     private void Emit(RequestState r, bool final)
@@ -739,9 +759,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         foreach (var r in _waiting)
         {
             r.Finish = FinishReason.Cancelled;
-            Emit(r, final: true);
+            EmitLater(r, final: true);
         }
         _waiting.Clear();
+        EmitPending();
     }
 
     /// <summary>How a step's logits reach the host: as argmax ids, as ids chosen by the backend, or as whole rows.</summary>
