@@ -17,21 +17,33 @@ internal static unsafe class AttentionBench
     // Cycling over layers whose K+V add up to this many bytes keeps the cache out of the 50 MB L2, as in a model's step.
     private const long ColdBytes = 256L << 20;
 
-    public static int Run(int reps)
+    /// <summary>
+    /// The table of every shape, or only <paramref name="only"/> ("f16,32,8,128,64,1024": cache, heads, KV heads, head
+    /// width, batch, context).
+    /// </summary>
+    public static int Run(int reps, string? only)
     {
-        Console.WriteLine("| cache | heads | batch | context | µs / call | K+V GB/s |");
-        Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
-        foreach (var type in new[] { CudaKvCacheType.F32, CudaKvCacheType.F16 })
+        Console.WriteLine("| cache | heads | dims | batch | context | µs / call | K+V GB/s |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
+        (int, int, int, int, int)[] shapes =
+        [
+            (32, 8, 128, 1, 192), (32, 8, 128, 1, 2048), (32, 8, 128, 1, 8192), (32, 8, 128, 64, 192), (32, 8, 128, 64, 1024),
+            (32, 8, 128, 256, 192), (28, 4, 128, 1, 2048), (28, 4, 128, 64, 1024),
+        ];
+        CudaKvCacheType[] types = [CudaKvCacheType.F32, CudaKvCacheType.F16];
+        if (only is not null)
+        {
+            var f = only.Split(',');
+            types = [Enum.Parse<CudaKvCacheType>(f[0], ignoreCase: true)];
+            shapes = [(int.Parse(f[1]), int.Parse(f[2]), int.Parse(f[3]), int.Parse(f[4]), int.Parse(f[5]))];
+        }
+        foreach (var type in types)
         {
             using var cuda = new CudaBackend(new CudaBackendOptions().FromEnvironment() with { KvCache = type, Profile = true });
-            foreach (var (heads, kvHeads, batch, context) in new[]
+            foreach (var (heads, kvHeads, headDim, batch, context) in shapes)
             {
-                (32, 8, 1, 192), (32, 8, 1, 2048), (32, 8, 1, 8192), (32, 8, 64, 192), (32, 8, 64, 1024), (32, 8, 256, 192),
-                (28, 4, 1, 2048), (28, 4, 64, 1024),
-            })
-            {
-                var (micros, gbps) = Case(cuda, heads, kvHeads, 128, batch, context, reps);
-                Console.WriteLine($"| {type.ToString().ToLowerInvariant()} | {heads}/{kvHeads} | {batch} | {context} | {micros:F1} | {gbps:F0} |");
+                var (micros, gbps) = Case(cuda, heads, kvHeads, headDim, batch, context, reps);
+                Console.WriteLine($"| {type.ToString().ToLowerInvariant()} | {heads}/{kvHeads} | {headDim} | {batch} | {context} | {micros:F1} | {gbps:F0} |");
             }
         }
         return 0;
