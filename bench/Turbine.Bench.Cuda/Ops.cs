@@ -122,9 +122,130 @@ internal static unsafe class Ops
                 Console.WriteLine($"{(ok ? "ok  " : "FAIL")} {names[i],-28} rel L2 {err:E2}");
             }
         }
+        failures += DecodeCases(cuda, cpu);
         failures += ArgMaxCases(cuda, cpu);
         failures += SampleCases(cuda, cpu);
         return failures == 0 ? 0 : 1;
+    }
+
+    // Decode steps of several sequences of different context lengths against the CPU backend: query heads per KV head
+    // 1, 4, 7 and 16, contexts long enough for many key splits, a batch of 64, sliding windows, block sizes that do not
+    // divide the contexts, head widths 12 to 256, and 16-bit caches (K and V drawn on the cache type's grid, so both backends hold
+    // the same values). Three steps each, every context one token longer a step: the CUDA backend runs the first
+    // eagerly, captures the second as a graph and replays it for the third.
+    private static int DecodeCases(CudaBackend cuda, CpuBackend cpu)
+    {
+        Console.WriteLine("-- decode attention (3 steps, graph captured and replayed)");
+        var options = new CudaBackendOptions().FromEnvironment();
+        using var f16 = new CudaBackend(options with { KvCache = CudaKvCacheType.F16 });
+        using var bf16 = new CudaBackend(options with { KvCache = CudaKvCacheType.BF16 });
+        int failures = 0;
+        foreach (var (type, heads, kvHeads, hd, blockSize, window, contexts) in new (CudaKvCacheType, int, int, int, int, int, int[])[]
+        {
+            (CudaKvCacheType.F32, 8, 8, 64, 16, 0, [1, 37, 300]),
+            (CudaKvCacheType.F32, 32, 8, 128, 16, 0, [5, 192, 1000, 3000]),
+            (CudaKvCacheType.F32, 28, 4, 128, 7, 0, [17, 513, 2048, 33, 64]),
+            (CudaKvCacheType.F32, 32, 8, 128, 16, 100, [30, 100, 101, 2500]),
+            (CudaKvCacheType.F32, 16, 1, 64, 4, 0, [50, 600]),
+            (CudaKvCacheType.F32, 8, 2, 256, 16, 0, [33, 900, 4100]),
+            (CudaKvCacheType.F32, 12, 4, 80, 16, 0, [2, 260]),
+            (CudaKvCacheType.F16, 28, 4, 128, 16, 0, [3, 400, 1500]),
+            (CudaKvCacheType.F16, 32, 8, 128, 16, 64, [1, 200, 2000, 63, 65, 5000]),
+            (CudaKvCacheType.F16, 8, 2, 12, 4, 0, [5, 90]),
+            (CudaKvCacheType.BF16, 32, 8, 128, 16, 0, [9, 700]),
+            (CudaKvCacheType.BF16, 12, 4, 80, 5, 0, [31, 333, 1200]),
+            // 512 blocks: past one wave of the GPU, where contexts of more than 256 keys take two splits.
+            (CudaKvCacheType.F32, 32, 8, 128, 16, 0, [.. Enumerable.Range(0, 64).Select(i => 1 + i * 13 % 700)]),
+        })
+        {
+            var gpu = type switch { CudaKvCacheType.F16 => f16, CudaKvCacheType.BF16 => bf16, _ => cuda };
+            const int Steps = 3;
+            int count = contexts.Length;
+            int[] perSeq = [.. contexts.Select(c => (c + Steps - 1 + blockSize - 1) / blockSize)];
+            int blocks = perSeq.Sum();
+            var order = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
+            var tables = new int[count][];
+            for (int s = 0, at = 0; s < count; at += perSeq[s++])
+                tables[s] = order[at..(at + perSeq[s])];
+            var results = new List<float[]>[2];
+            var pair = new[] { (IComputeBackend)cpu, gpu };
+            for (int b = 0; b < 2; b++)
+            {
+                var be = pair[b];
+                var rng = new Random(heads * 131 + hd + contexts[^1]);
+                var outputs = results[b] = [];
+                using var kv = be.AllocateKvCache(new KvCacheShape(1, blocks, blockSize, kvHeads, hd));
+                // Every slot random: a prompt step of one sequence per block (so its own attention stays cheap).
+                var fill = new ForwardBatch(blocks * blockSize, blocks, 1, hd / 2);
+                var ids = Enumerable.Range(0, blocks * blockSize).ToArray();
+                for (int i = 0; i < blocks; i++)
+                    fill.Add(ids.AsSpan(i * blockSize, blockSize), 0, [i], blockSize, wantLogits: false);
+                be.BeginStep(fill);
+                using (var fk = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng))
+                using (var fv = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng))
+                using (var fq = be.Allocate((long)blocks * blockSize * heads * hd))
+                using (var fo = be.Allocate((long)blocks * blockSize * heads * hd))
+                    be.Attention(kv, 0, fq, fk, fv, fo, heads, kvHeads, hd, 0.1f, 0);
+                // The same tables and buffers every step, as a graph replay needs.
+                var qt = Weight(be, [count, heads * hd], DType.F32, rng, 1f);
+                var kt = GridWeight(be, count, kvHeads * hd, type, rng);
+                var vt = GridWeight(be, count, kvHeads * hd, type, rng);
+                using var q = be.Allocate((long)count * heads * hd);
+                using var k = be.Allocate((long)count * kvHeads * hd);
+                using var v = be.Allocate((long)count * kvHeads * hd);
+                using var o = be.Allocate((long)count * heads * hd);
+                var step = new ForwardBatch(count, count, count, hd / 2);
+                for (int i = 0; i < Steps; i++)
+                {
+                    step.Clear();
+                    for (int s = 0; s < count; s++)
+                        step.Add([s], contexts[s] - 1 + i, tables[s], blockSize);
+                    be.BeginStep(step);
+                    be.Embed(qt, q);
+                    be.Embed(kt, k);
+                    be.Embed(vt, v);
+                    be.Attention(kv, 0, q, k, v, o, heads, kvHeads, hd, 1f / MathF.Sqrt(hd), window);
+                    outputs.Add(Read(be, o, count * heads * hd));
+                }
+            }
+            for (int i = 0; i < Steps; i++)
+            {
+                double err = RelativeL2(results[1][i], results[0][i]);
+                bool ok = err < 1e-5 && !double.IsNaN(err);
+                failures += ok ? 0 : 1;
+                string shown = count <= 6 ? string.Join(',', contexts.Select(c => c + i)) : $"{count} of {contexts.Min() + i} to {contexts.Max() + i}";
+                Console.WriteLine($"{(ok ? "ok  " : "FAIL")} decode {type.ToString().ToLowerInvariant(),-4} {heads}/{kvHeads} x {hd,-3} block {blockSize,-2} "
+                    + $"window {window,-3} contexts {shown,-28} rel L2 {err:E2}");
+            }
+        }
+        return failures;
+    }
+
+    // A table of rows × width uniform values in [-1, 1) that the KV cache type holds exactly.
+    private static DeviceWeight GridWeight(IComputeBackend be, int rows, int width, CudaKvCacheType type, Random rng)
+    {
+        long count = (long)rows * width;
+        var data = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 64);
+        for (long i = 0; i < count; i++)
+        {
+            float f = (float)(rng.NextDouble() * 2 - 1);
+            data[i] = type switch
+            {
+                CudaKvCacheType.F16 => (float)(Half)f,
+                CudaKvCacheType.BF16 => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(f) & unchecked((int)0xffff0000)),
+                _ => f,
+            };
+        }
+        // Kept alive for the process: the CPU backend reads weights in place.
+        return be.Upload(new TensorSlice("kv", "random", DType.F32, [rows, width], (byte*)data, count * sizeof(float)));
+    }
+
+    // A buffer of such values, put there through Embed with the step's token ids 0..rows-1.
+    private static DeviceBuffer OnGrid(IComputeBackend be, int rows, int width, CudaKvCacheType type, Random rng)
+    {
+        var buffer = be.Allocate((long)rows * width);
+        be.Embed(GridWeight(be, rows, width, type, rng), buffer);
+        return buffer;
     }
 
     // Argmax of logit rows: random rows of vocabulary widths, and rows built to test the rules (first index of equal

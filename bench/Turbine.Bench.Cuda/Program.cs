@@ -15,9 +15,10 @@ using Turbine.Engine.Models;
 //                                                 steps of B identical sequences (B > 8 takes the GEMM path; the last one's logits are kept)
 //   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
 //   profile --model DIR [--batch 1] [--context 128] [--steps 16]              per-operation time of decode steps (CUDA events)
+//   attention [--reps 300] [--case f16,32,8,128,64,1024]   decode attention alone on a random KV cache: µs per call, K+V GB/s
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: fixtures DIR... | teacher ... | perf ... | profile ...");
+    Console.Error.WriteLine("usage: ops | fixtures DIR... | teacher ... | perf ... | profile ... | attention [--reps N]");
     return 2;
 }
 var named = new Dictionary<string, string>();
@@ -36,6 +37,7 @@ return args[0] switch
     "teacher" => Teacher(named["model"], named["ids"], named["out"], Int("batch", 1)),
     "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
     "profile" => Profile(named["model"], Int("batch", 1), Int("context", 128), Int("steps", 16)),
+    "attention" => Turbine.Bench.Cuda.AttentionBench.Run(Int("reps", 300), named.GetValueOrDefault("case")),
     _ => 2,
 };
 

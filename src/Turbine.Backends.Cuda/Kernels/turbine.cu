@@ -604,7 +604,7 @@ __device__ void rope_kv_write(float* q, float* k, const float* v, const float* c
     { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half, interleaved); }
 ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
-// ---- paged attention, prefill and decode alike ----------------------------------------------------------------------
+// ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
 // Block = (query tile, wpb query heads sharing one KV head, key split z); one warp per (token, head). A query tile is
 // up to blockDim.y / wpb consecutive tokens of one sequence (tiles[x] = (first token, count)), or the single token x
 // when tiles is null. Keys come in tiles of 32, staged in shared memory once for all the block's warps; lane j scores
@@ -616,8 +616,7 @@ ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 // counters (left at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
 #define MAX_DIMS_PER_LANE 8
-// DEPTH: K/V vectors each thread loads before storing any (registers; decode blocks of 4 warps afford 4, prompt
-// blocks of 16 warps 2).
+// DEPTH: K/V vectors each thread loads before storing any (registers; blocks of up to 16 warps afford 2).
 template <class KV, int DEPTH>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
     const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
@@ -826,14 +825,355 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         out[row * headDim + d] = v * inv;
     }
 }
-// attention_*: steps with prompt tiles (up to 16 warps a block); attention_decode_*: one token a block (4 warps).
+// attention_*: steps with prompt tiles (up to 16 warps a block), and decode steps that attention_decode_* below cannot take.
 #define ATTENTION(TYPE, NAME) \
     extern "C" __global__ void __launch_bounds__(512) attention_##NAME(const float* q, float* out, const TYPE::T* kc, const TYPE::T* vc, \
         const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, \
         int blockSize, int window, float* partial, int* counters) \
-    { attention<TYPE, 2>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); } \
-    extern "C" __global__ void __launch_bounds__(128) attention_decode_##NAME(const float* q, float* out, const TYPE::T* kc, \
-        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, \
-        int headDim, float scale, int blockSize, int window, float* partial, int* counters) \
-    { attention<TYPE, 4>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
+    { attention<TYPE, 2>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
 ATTENTION(F32, f32) ATTENTION(BF16, bf16) ATTENTION(F16, f16)
+
+// ---- paged attention of decode steps (one query token per sequence) -------------------------------------------------
+// Block = (token x, up to H query heads of one KV head y, key split z), 4 warps. The split's keys come in rounds of 32,
+// 8 to each warp; each warp streams its own keys through a ring of `stages` slots in shared memory with cp.async (the
+// next rounds' copies in flight while it computes this one, no block-wide barrier), scores every key for all the
+// block's heads from one read of K, and keeps its own online softmax (base 2). The warps' states are merged at the end,
+// and the splits as in attention above (last block to finish merges, counters left at zero). Splits are cut from the
+// sequence's own span, at least minKeys each (a multiple of 32), so the launch shape does not depend on context lengths.
+// Rows are copied in 16-byte chunks: headDim × element size must be a multiple of 16 (the host uses attention_*
+// otherwise). QK: lane (k = lane & 7, c = lane >> 3) dots chunks c, c + 4, ... of key k, then the 4 lanes of key k add
+// up. PV: lane owns dims 4 lane + 128 i, i < NC.
+#define DECODE_WARPS 4
+#define DECODE_KEYS 8
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((u32)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most `pending` (0 to 2) of this thread's latest groups are still in flight.
+__device__ __forceinline__ void cp_async_wait(int pending)
+{
+    if (pending >= 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
+    else if (pending == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
+    else asm volatile("cp.async.wait_group 0;" ::: "memory");
+}
+
+// 16 bytes of a K row in shared memory as floats (4 of float32, 8 of a 16-bit type); 4 elements of a V row.
+__device__ __forceinline__ void widen16(F32, uint4 v, float* o)
+{
+    o[0] = __uint_as_float(v.x); o[1] = __uint_as_float(v.y); o[2] = __uint_as_float(v.z); o[3] = __uint_as_float(v.w);
+}
+__device__ __forceinline__ void widen16(BF16, uint4 v, float* o)
+{
+    o[0] = __uint_as_float(v.x << 16); o[1] = __uint_as_float(v.x & 0xffff0000u);
+    o[2] = __uint_as_float(v.y << 16); o[3] = __uint_as_float(v.y & 0xffff0000u);
+    o[4] = __uint_as_float(v.z << 16); o[5] = __uint_as_float(v.z & 0xffff0000u);
+    o[6] = __uint_as_float(v.w << 16); o[7] = __uint_as_float(v.w & 0xffff0000u);
+}
+__device__ __forceinline__ void widen16(F16, uint4 v, float* o)
+{
+    o[0] = h2f((u16)v.x); o[1] = h2f((u16)(v.x >> 16));
+    o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
+    o[4] = h2f((u16)v.z); o[5] = h2f((u16)(v.z >> 16));
+    o[6] = h2f((u16)v.w); o[7] = h2f((u16)(v.w >> 16));
+}
+__device__ __forceinline__ void load4(F32, const char* p, float* o)
+{
+    float4 a = *(const float4*)p;
+    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+}
+__device__ __forceinline__ void load4(BF16, const char* p, float* o)
+{
+    uint2 v = *(const uint2*)p;
+    o[0] = __uint_as_float(v.x << 16); o[1] = __uint_as_float(v.x & 0xffff0000u);
+    o[2] = __uint_as_float(v.y << 16); o[3] = __uint_as_float(v.y & 0xffff0000u);
+}
+__device__ __forceinline__ void load4(F16, const char* p, float* o)
+{
+    uint2 v = *(const uint2*)p;
+    o[0] = h2f((u16)v.x); o[1] = h2f((u16)(v.x >> 16));
+    o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
+}
+
+template <class KV, int H, int NC>
+__device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
+    const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize, int window,
+    int stages, int minKeys, float* partial, int* counters)
+{
+    launch_dependents();
+    typedef typename KV::T T;
+    const int E = 16 / sizeof(T);
+    extern __shared__ float4 smem4[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int t = blockIdx.x, group = heads / kvHeads;
+    // Groups of more than H heads are cut into `chunks` blocks of up to H heads each.
+    const int kvh = blockIdx.y / chunks, chunk = blockIdx.y - kvh * chunks, per = (group + chunks - 1) / chunks;
+    const int h0 = kvh * group + chunk * per, nh = min(per, group - chunk * per);
+    const int4 s = seqs[tokSeq[t]];
+    const int pos = s.z - s.y + (t - s.x);
+    const int spanBegin = window > 0 ? max(0, pos - window + 1) : 0, span = pos + 1 - spanBegin;
+    const int want = min((int)gridDim.z, (span + minKeys - 1) / minKeys);
+    const int len = ((span + want - 1) / want + 31) & ~31;
+    const int splits = (span + len - 1) / len;
+    if ((int)blockIdx.z >= splits) return;
+    const int begin = spanBegin + (int)blockIdx.z * len, end = min(pos + 1, begin + len), rounds = (end - begin + 31) >> 5;
+
+    // Per warp and ring slot: 8 K rows padded to an odd number of chunks (the 8 lanes of a quarter warp, reading the same
+    // chunk of 8 rows, hit distinct banks), then 8 V rows.
+    const int rowChunks = headDim * (int)sizeof(T) / 16, kStride = ((rowChunks + 1) | 1) * 16, vStride = rowChunks * 16;
+    const int slotBytes = DECODE_KEYS * (kStride + vStride);
+    float* qs = (float*)smem4;
+    char* ring = (char*)(qs + H * headDim);
+    char* mine = ring + warp * stages * slotBytes;
+    const long long rowBytes = (long long)kvHeads * headDim * (long long)sizeof(T);
+    const int k = lane & 7, c0 = lane >> 3;
+    const char* kg = (const char*)(kc + (long long)kvh * headDim);
+    const char* vg = (const char*)(vc + (long long)kvh * headDim);
+    // Copies take whole 128-byte lines: lane e of the round's 8 × rowChunks chunks copies chunk e of the flattened rows,
+    // so one copy instruction asks for full lines (16 bytes of 8 rows apiece left L2 fetching half lines: 10% slower).
+    // Lane k looks up key k's slot; the other lanes get it by shuffle.
+    const int shift = (rowChunks & (rowChunks - 1)) == 0 ? __ffs(rowChunks) - 1 : -1;
+    auto issue = [=](int r)
+    {
+        if (r < rounds)
+        {
+            const int key = begin + 32 * r + DECODE_KEYS * warp + k;
+            const int slot = key < end ? __ldg(tables + s.w + key / blockSize) * blockSize + key % blockSize : -1;
+            char* dst = mine + (r % stages) * slotBytes;
+            for (int e0 = 0; e0 < DECODE_KEYS * rowChunks; e0 += 32)
+            {
+                const int e = e0 + lane, row = shift >= 0 ? e >> shift : e / rowChunks, c = e - row * rowChunks;
+                const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
+                if (row < DECODE_KEYS && rowSlot >= 0)
+                {
+                    const long long off = rowSlot * rowBytes + c * 16;
+                    cp_async16(dst + row * kStride + c * 16, kg + off);
+                    cp_async16(dst + DECODE_KEYS * kStride + row * vStride + c * 16, vg + off);
+                }
+            }
+        }
+        cp_async_commit();
+    };
+    for (int r = 0; r < stages - 1; r++) issue(r);
+    const float cq = scale * 1.4426950408889634f;
+    // Heads past nh score zeros: the loops below stay free of per-head conditions.
+    for (int i = threadIdx.x; i < H * headDim; i += blockDim.x)
+        qs[i] = i < nh * headDim ? q[((long long)t * heads + h0) * headDim + i] * cq : 0.f;
+    __syncthreads();
+
+    // m is the warp's running maximum; l the sum of exp2(score - m) over this lane's key k only (added up at the end).
+    float m[H], l[H], acc[H][NC][4];
+#pragma unroll
+    for (int h = 0; h < H; h++)
+    {
+        m[h] = NEG_INF;
+        l[h] = 0.f;
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[h][i][e] = 0.f;
+    }
+    for (int r = 0; r < rounds; r++)
+    {
+        cp_async_wait(stages - 2);
+        // Every lane's copies of round r have landed, and every lane is done with round r - 1's slot, refilled next.
+        __syncwarp();
+        issue(r + stages - 1);
+        const int n = min(DECODE_KEYS, end - (begin + 32 * r + DECODE_KEYS * warp));
+        if (n <= 0) continue;
+        const char* slot = mine + (r % stages) * slotBytes;
+        const char* kr = slot + k * kStride;
+        const char* vr = slot + DECODE_KEYS * kStride;
+        float dot[H];
+#pragma unroll
+        for (int h = 0; h < H; h++) dot[h] = 0.f;
+#pragma unroll 2
+        for (int c = c0; c < rowChunks; c += 4)
+        {
+            float kf[E];
+            widen16(KV(), *(const uint4*)(kr + c * 16), kf);
+#pragma unroll
+            for (int h = 0; h < H; h++)
+            {
+                const float4* qh = (const float4*)(qs + h * headDim + c * E);
+#pragma unroll
+                for (int e = 0; e < E / 4; e++)
+                {
+                    float4 qv = qh[e];
+                    dot[h] += kf[4 * e] * qv.x + kf[4 * e + 1] * qv.y + kf[4 * e + 2] * qv.z + kf[4 * e + 3] * qv.w;
+                }
+            }
+        }
+        float p[H];
+#pragma unroll
+        for (int h = 0; h < H; h++)
+        {
+            float score = dot[h] + __shfl_xor_sync(FULL_MASK, dot[h], 8);
+            score += __shfl_xor_sync(FULL_MASK, score, 16);
+            score = k < n ? score : NEG_INF;
+            float top = fmaxf(score, __shfl_xor_sync(FULL_MASK, score, 1));
+            top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 2));
+            top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 4));
+            const float mNew = fmaxf(m[h], top), corr = exp2f(m[h] - mNew);
+            p[h] = k < n ? exp2f(score - mNew) : 0.f;
+            l[h] = l[h] * corr + p[h];
+            m[h] = mNew;
+#pragma unroll
+            for (int i = 0; i < NC; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[h][i][e] *= corr;
+        }
+#pragma unroll
+        for (int j = 0; j < DECODE_KEYS; j++)
+        {
+            if (j >= n) break;
+            float pj[H];
+#pragma unroll
+            for (int h = 0; h < H; h++) pj[h] = __shfl_sync(FULL_MASK, p[h], j);
+#pragma unroll
+            for (int i = 0; i < NC; i++)
+            {
+                const int d = 4 * lane + 128 * i;
+                if (d < headDim)
+                {
+                    float v[4];
+                    load4(KV(), vr + j * vStride + d * (int)sizeof(T), v);
+#pragma unroll
+                    for (int h = 0; h < H; h++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) acc[h][i][e] += pj[h] * v[e];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < H; h++)
+    {
+        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 1);
+        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 2);
+        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 4);
+    }
+    cp_async_wait(0);
+    __syncthreads();
+
+    // The warps' states, through shared memory (the ring is free now): [warp][head][dim] sums, then [warp][head] m and l.
+    float* red = (float*)ring;
+    float* redM = red + DECODE_WARPS * H * headDim;
+    float* redL = redM + DECODE_WARPS * H;
+#pragma unroll
+    for (int h = 0; h < H; h++)
+    {
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+        {
+            const int d = 4 * lane + 128 * i;
+            if (d < headDim)
+                *(float4*)(red + (warp * H + h) * headDim + d) = make_float4(acc[h][i][0], acc[h][i][1], acc[h][i][2], acc[h][i][3]);
+        }
+        if (lane == 0)
+        {
+            redM[warp * H + h] = m[h];
+            redL[warp * H + h] = l[h];
+        }
+    }
+    __syncthreads();
+    // Partials padded to whole float4s: [headDim sums, m, l, 2 unused].
+    const int stride = headDim + 4;
+    for (int i = threadIdx.x; i < nh * headDim; i += blockDim.x)
+    {
+        const int h = i / headDim, d = i - h * headDim;
+        float top = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; w++) top = fmaxf(top, redM[w * H + h]);
+        float sum = 0.f, a = 0.f;
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; w++)
+        {
+            // A warp that had no keys (m = -inf) adds nothing.
+            const float mw = redM[w * H + h];
+            if (mw != NEG_INF)
+            {
+                const float f = exp2f(mw - top);
+                sum += redL[w * H + h] * f;
+                a += red[(w * H + h) * headDim + d] * f;
+            }
+        }
+        const long long row = (long long)t * heads + h0 + h;
+        if (splits == 1)
+        {
+            out[row * headDim + d] = a / sum;
+            continue;
+        }
+        float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
+        part[d] = a;
+        if (d == 0)
+        {
+            part[headDim] = top;
+            part[headDim + 1] = sum;
+        }
+    }
+    if (splits == 1) return;
+    // Publish this split, then let the last of the splits merge them all.
+    __threadfence();
+    __syncthreads();
+    __shared__ int lastSplit;
+    if (threadIdx.x == 0)
+    {
+        int* counter = counters + (long long)blockIdx.x * gridDim.y + blockIdx.y;
+        lastSplit = atomicAdd(counter, 1) == splits - 1;
+        if (lastSplit) *counter = 0;
+    }
+    __syncthreads();
+    if (!lastSplit) return;
+    __threadfence();
+    // Each split's weight exp2(m_z - max) / sum, per head (warp w takes heads w, w + 4, ...), into shared memory.
+    float* weight = red;
+    for (int h = warp; h < nh; h += DECODE_WARPS)
+    {
+        const float* part = partial + ((long long)t * heads + h0 + h) * gridDim.z * stride;
+        float top = NEG_INF;
+        for (int z = lane; z < splits; z += 32) top = fmaxf(top, __ldcg(part + z * stride + headDim));
+        top = warp_max(top);
+        float sum = 0.f;
+        for (int z = lane; z < splits; z += 32)
+        {
+            const float f = exp2f(__ldcg(part + z * stride + headDim) - top);
+            weight[h * gridDim.z + z] = f;
+            sum += __ldcg(part + z * stride + headDim + 1) * f;
+        }
+        sum = warp_sum(sum);
+        __syncwarp();
+        for (int z = lane; z < splits; z += 32) weight[h * gridDim.z + z] /= sum;
+    }
+    __syncthreads();
+    // Then every thread a float4 of one head's output, the splits' loads unrolled so that many are in flight at once.
+    const int quads = headDim >> 2;
+    for (int i = threadIdx.x; i < nh * quads; i += blockDim.x)
+    {
+        const int h = i / quads, d = (i - h * quads) << 2;
+        const long long row = (long long)t * heads + h0 + h;
+        const float* part = partial + row * gridDim.z * stride + d;
+        const float* w = weight + h * gridDim.z;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 16
+        for (int z = 0; z < splits; z++)
+        {
+            const float4 a = __ldcg((const float4*)(part + z * stride));
+            const float f = w[z];
+            v.x += a.x * f; v.y += a.y * f; v.z += a.z * f; v.w += a.w * f;
+        }
+        *(float4*)(out + row * headDim + d) = v;
+    }
+}
+// attention_decode_{cache}_{H}_{NC}: up to H query heads of a KV head, up to 128 NC dims a head.
+#define ATTENTION_DECODE(TYPE, NAME, H, NC) \
+    extern "C" __global__ void __launch_bounds__(128) attention_decode_##NAME##_##H##_##NC(const float* q, float* out, const TYPE::T* kc, \
+        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, \
+        float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters) \
+    { attention_decode<TYPE, H, NC>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, stages, \
+        minKeys, partial, counters); }
+#define ATTENTION_DECODE_ALL(TYPE, NAME) \
+    ATTENTION_DECODE(TYPE, NAME, 1, 1) ATTENTION_DECODE(TYPE, NAME, 2, 1) ATTENTION_DECODE(TYPE, NAME, 4, 1) ATTENTION_DECODE(TYPE, NAME, 8, 1) \
+    ATTENTION_DECODE(TYPE, NAME, 1, 2) ATTENTION_DECODE(TYPE, NAME, 2, 2) ATTENTION_DECODE(TYPE, NAME, 4, 2) ATTENTION_DECODE(TYPE, NAME, 8, 2)
+ATTENTION_DECODE_ALL(F32, f32) ATTENTION_DECODE_ALL(BF16, bf16) ATTENTION_DECODE_ALL(F16, f16)
