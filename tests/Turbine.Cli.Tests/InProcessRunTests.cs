@@ -1,4 +1,5 @@
 using Turbine.Cli.Benchmarking;
+using Turbine.Cli.Hosting;
 using Turbine.Engine.Executor;
 
 namespace Turbine.Cli.Tests;
@@ -31,7 +32,7 @@ public class InProcessRunTests
         var options = InProcessBenchmark.ExecutorOptionsFor(settings, dataset);
         Assert.Equal(mode == BenchmarkMode.Ifb ? BatchingMode.InFlight : BatchingMode.Static, options.Batching);
         Assert.Equal(mode == BenchmarkMode.StaticEmulated ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero, options.StaticBatchTimeout);
-        using var model = LocalModel.Load(Model, "cpu", threads: 1, LlmExecutor.DecoderLimitsFor(options));
+        using var model = LocalModel.Load(Model, new BackendSettings("cpu", Threads: 1), LlmExecutor.DecoderLimitsFor(options));
         using var executor = new LlmExecutor(model.Decoder, options);
         var progress = new List<(int Done, int Total)>();
         var reporter = new SynchronousProgress(p => { lock (progress) progress.Add(p); });
@@ -96,7 +97,7 @@ public class InProcessRunTests
         // Token id 5000 lies outside the fixture's 1024-token vocabulary.
         dataset.Samples[2] = dataset.Samples[2] with { InputIds = [5000, 1, 2] };
         var options = InProcessBenchmark.ExecutorOptionsFor(new InProcessSettings { MaxBatchSize = 4, MaxNumTokens = 64 }, dataset);
-        using var model = LocalModel.Load(Model, "cpu", threads: 1, LlmExecutor.DecoderLimitsFor(options));
+        using var model = LocalModel.Load(Model, new BackendSettings("cpu", Threads: 1), LlmExecutor.DecoderLimitsFor(options));
         using var executor = new LlmExecutor(model.Decoder, options);
         var report = await InProcessBenchmark.RunAsync(executor, dataset, new LoadSettings());
         Assert.Equal((4, 3, 1), (report.Requests, report.Completed, report.Failed));
@@ -108,7 +109,7 @@ public class InProcessRunTests
     public async Task SweepPointsGenerateFullStaticBatches()
     {
         int[] batches = [1, 3];
-        using var model = LocalModel.Load(Model, "cpu", threads: 1, BatchSweep.LimitsFor(batches, 64));
+        using var model = LocalModel.Load(Model, new BackendSettings("cpu", Threads: 1), BatchSweep.LimitsFor(batches, 64));
         foreach (int batch in batches)
         {
             var point = await BatchSweep.MeasureAsync(model.Decoder, batch, inputLen: 12, outputLen: 6, maxNumTokens: 64, seed: 2);

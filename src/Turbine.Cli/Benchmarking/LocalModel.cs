@@ -22,13 +22,13 @@ public sealed class LocalModel : IDisposable
     public string Device => BackendDescription.Of(_backend);
 
     /// <summary>
-    /// Loads the checkpoint in <paramref name="directory"/> on <paramref name="device"/> (cpu, cuda or auto, as
-    /// <c>turbine run --device</c>), with <paramref name="threads"/> CPU threads (0: one per core) on the CPU.
-    /// "cuda" without a usable GPU throws <see cref="Turbine.Backends.Cuda.CudaException"/>.
+    /// Loads the checkpoint in <paramref name="directory"/> on the backend <paramref name="settings"/> asks for (as
+    /// <c>turbine run --device</c> and its precision options). "cuda" without a usable GPU throws
+    /// <see cref="Turbine.Backends.Cuda.CudaException"/>; CUDA precisions for the CPU throw <see cref="ArgumentException"/>.
     /// </summary>
-    public static LocalModel Load(string directory, string device, int threads, DecoderLimits limits, IProgress<(int Done, int Total)>? progress = null)
+    public static LocalModel Load(string directory, BackendSettings settings, DecoderLimits limits, IProgress<(int Done, int Total)>? progress = null)
     {
-        var backend = BackendFactory.Create(device, threads);
+        var backend = BackendFactory.Create(settings);
         try
         {
             return new LocalModel(backend, Decoder.Load(directory, backend, limits, progress));

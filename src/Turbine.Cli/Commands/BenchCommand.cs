@@ -85,7 +85,7 @@ internal static class BenchCommand
         var kvFraction = KvFractionOption();
         var timeout = new Option<int>("--static-timeout-ms") { Description = "static-emulated: wait this long for a full batch", DefaultValueFactory = _ => 500 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
-        var device = DeviceOption();
+        var backend = new BackendOptions();
         var seed = new Option<int>("--seed") { Description = "Seed of the arrival times" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the table" };
         var url = new Option<Uri?>("--url")
@@ -96,7 +96,8 @@ internal static class BenchCommand
         var modelName = new Option<string>("--model-name") { Description = "For servers (--url): the served model's name", DefaultValueFactory = _ => "ensemble" };
         var command = new Command("run", "Send a workload to the engine in-process (or to a server with --url) and report throughput and latency (gptManagerBenchmark)")
         {
-            model, dataset, mode, rate, concurrency, maxBatch, maxTokens, kvTokens, kvFraction, timeout, threads, device, seed, json, url, modelName,
+            model, dataset, mode, rate, concurrency, maxBatch, maxTokens, kvTokens, kvFraction, timeout, threads,
+            backend.Device, backend.KvCacheDtype, backend.GemmPrecision, seed, json, url, modelName,
         };
         // The body blocks on the benchmark inside a progress display; the action stays async for Ctrl+C's token.
         command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
@@ -133,7 +134,7 @@ internal static class BenchCommand
                     var modelDir = parse.GetValue(model) ?? ModelLocator.DefaultModel();
                     var options = InProcessBenchmark.ExecutorOptionsFor(settings, workload);
                     using var local = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}",
-                        progress => LocalModel.Load(modelDir, parse.GetValue(device)!, parse.GetValue(threads), LlmExecutor.DecoderLimitsFor(options), progress));
+                        progress => LocalModel.Load(modelDir, backend.Read(parse, parse.GetValue(threads)), LlmExecutor.DecoderLimitsFor(options), progress));
                     using var executor = new LlmExecutor(local.Decoder, options);
                     config = RunConfiguration.Of(modelDir, parse.GetValue(mode)!, load, executor, local.Device);
                     report = ConsoleProgress.Run($"{config.Mode}: requests", progress =>
@@ -164,12 +165,12 @@ internal static class BenchCommand
         var maxTokens = new Option<int>("--max-num-tokens") { Description = "Tokens per engine step at most", DefaultValueFactory = _ => 2048 };
         var kvFraction = KvFractionOption();
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
-        var device = DeviceOption();
+        var backend = new BackendOptions();
         var seed = new Option<int>("--seed") { Description = "Seed of the random prompts" };
         var json = new Option<bool>("--json") { Description = "Print one JSON array instead of the table" };
         var command = new Command("sweep", "Time static batches for every batch size × input length × output length (gptSessionBenchmark)")
         {
-            model, batchSizes, inputLens, outputLens, maxTokens, kvFraction, threads, device, seed, json,
+            model, batchSizes, inputLens, outputLens, maxTokens, kvFraction, threads, backend.Device, backend.KvCacheDtype, backend.GemmPrecision, seed, json,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(Run(parse, cancellationToken)));
         return command;
@@ -189,7 +190,7 @@ internal static class BenchCommand
                     return Fail(invalid);
                 var modelDir = parse.GetValue(model) ?? ModelLocator.DefaultModel();
                 using var local = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(modelDir))}",
-                    progress => LocalModel.Load(modelDir, parse.GetValue(device)!, parse.GetValue(threads), BatchSweep.LimitsFor(batches, numTokens), progress));
+                    progress => LocalModel.Load(modelDir, backend.Read(parse, parse.GetValue(threads)), BatchSweep.LimitsFor(batches, numTokens), progress));
                 var points = new List<SweepPoint>();
                 int total = batches.Length * inputs.Length * outputs.Length;
                 ConsoleProgress.Run("sweep", progress =>
@@ -217,14 +218,6 @@ internal static class BenchCommand
                 return Fail(e.Message);
             }
         }
-    }
-
-    // The same option as turbine run's and serve's, so that a benchmark runs where serving would.
-    private static Option<string> DeviceOption()
-    {
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
-        device.AcceptOnlyFromAmong(BackendFactory.Devices);
-        return device;
     }
 
     private static Option<float?> KvFractionOption() => new("--kv-cache-free-gpu-mem-fraction")

@@ -32,25 +32,25 @@ internal static class RunCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per input on its own line" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
         var ignoreEos = new Option<bool>("--ignore_eos") { Description = "Keep generating past end-of-sequence tokens" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
-        device.AcceptOnlyFromAmong(BackendFactory.Devices);
+        var backend = new BackendOptions();
         var command = new Command("run", "Generate continuations for prompts locally and report tokens/s (like run.py)")
         {
-            model, tokenizerDir, inputs, maxOutput, temperature, topK, topP, seed, json, threads, ignoreEos, device,
+            model, tokenizerDir, inputs, maxOutput, temperature, topK, topP, seed, json, threads, ignoreEos,
+            backend.Device, backend.KvCacheDtype, backend.GemmPrecision,
         };
         command.SetAction(parse =>
         {
             var prompts = parse.GetValue(inputs) is { Length: > 0 } given ? given : ["In the beginning"];
             var options = new RunOptions(parse.GetValue(model) ?? ModelLocator.DefaultModel(), parse.GetValue(tokenizerDir), prompts,
                 parse.GetValue(maxOutput), parse.GetValue(temperature), parse.GetValue(topK), parse.GetValue(topP), parse.GetValue(seed),
-                parse.GetValue(json), parse.GetValue(threads), parse.GetValue(ignoreEos), parse.GetValue(device)!);
+                parse.GetValue(json), parse.GetValue(ignoreEos), backend.Read(parse, parse.GetValue(threads)));
             return Execute(options);
         });
         return command;
     }
 
     private sealed record RunOptions(string Model, string? TokenizerDir, string[] Prompts, int MaxOutputLen, float Temperature, int TopK,
-        float TopP, ulong? Seed, bool Json, int Threads, bool IgnoreEos, string Device);
+        float TopP, ulong? Seed, bool Json, bool IgnoreEos, BackendSettings Backend);
 
     private static int Execute(RunOptions o)
     {
@@ -59,6 +59,15 @@ internal static class RunCommand
             return Fail(invalid);
         if (o.MaxOutputLen <= 0)
             return Fail($"--max_output_len must be positive, not {o.MaxOutputLen}");
+        BackendSettings backendSettings;
+        try
+        {
+            backendSettings = BackendFactory.Resolve(o.Backend);
+        }
+        catch (ArgumentException e)
+        {
+            return Fail(e.Message);
+        }
         try
         {
             var tokenizer = Tokenizer.FromDirectory(o.TokenizerDir ?? o.Model);
@@ -78,7 +87,7 @@ internal static class RunCommand
                 TokensPerBlock = BlockSize,
                 MaxTokensInPagedKvCache = (longest + o.MaxOutputLen + 2 * BlockSize) * prompts.Length,
             };
-            using var backend = BackendFactory.Create(o.Device, o.Threads);
+            using var backend = BackendFactory.Create(backendSettings);
             using var decoder = ConsoleProgress.Run($"loading {Path.GetFileName(Path.GetFullPath(o.Model))}",
                 progress => Decoder.Load(o.Model, backend, LlmExecutor.DecoderLimitsFor(options), progress));
             using var executor = new LlmExecutor(decoder, options);

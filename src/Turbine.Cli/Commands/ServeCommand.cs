@@ -25,11 +25,11 @@ internal static class ServeCommand
         var exitTimeout = new Option<int>("--exit-timeout-secs") { Description = "Seconds shutdown waits for in-flight requests", DefaultValueFactory = _ => 30 };
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token the OpenAI API (/v1) requires" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core)" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
-        device.AcceptOnlyFromAmong(BackendFactory.Devices);
+        var backend = new BackendOptions();
         var command = new Command("serve", "Serve models over HTTP (KServe v2, generate, OpenAI) with Prometheus metrics, like tritonserver")
         {
-            repository, model, host, httpPort, grpcPort, metricsPort, verbose, controlMode, loadModel, pollSecs, exitTimeout, apiKey, threads, device,
+            repository, model, host, httpPort, grpcPort, metricsPort, verbose, controlMode, loadModel, pollSecs, exitTimeout, apiKey, threads,
+            backend.Device, backend.KvCacheDtype, backend.GemmPrecision,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -40,10 +40,19 @@ internal static class ServeCommand
                 MetricsPort = parse.GetValue(metricsPort), LogVerbose = parse.GetValue(verbose), ModelControlMode = mode,
                 ExitTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(exitTimeout))), ApiKey = parse.GetValue(apiKey),
             };
-            string deviceName = parse.GetValue(device)!;
             int threadCount = parse.GetValue(threads);
+            BackendSettings backendSettings;
+            try
+            {
+                // Resolved once, before any model loads: a repository in explicit mode may create no backend at startup.
+                backendSettings = BackendFactory.Resolve(backend.Read(parse, threadCount));
+            }
+            catch (ArgumentException e)
+            {
+                return Fail(e.Message);
+            }
             return await Execute(options, parse.GetValue(repository), parse.GetValue(model), parse.GetValue(loadModel) ?? [],
-                () => BackendFactory.Create(deviceName, threadCount), threadCount,
+                () => BackendFactory.Create(backendSettings), threadCount,
                 TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(pollSecs))), cancellationToken);
         });
         return command;
