@@ -15,6 +15,7 @@ using Turbine.Engine.Models;
 //                                                 steps of B identical sequences (B > 8 takes the GEMM path; the last one's logits are kept)
 //   perf --model DIR [--batch 1] [--input 128] [--output 128] [--ttft 2048]   throughput through the executor
 //   profile --model DIR [--batch 1] [--context 128] [--steps 16]              per-operation time of decode steps (CUDA events)
+//   profile --model DIR --prompt N [--batch B]    per-operation time of one prompt step of B sequences of N tokens
 //   attention [--reps 300] [--case f16,32,8,128,64,1024]   decode attention alone on a random KV cache: µs per call, K+V GB/s
 if (args.Length == 0)
 {
@@ -36,6 +37,7 @@ return args[0] switch
     "ops" => Turbine.Bench.Cuda.Ops.Run(),
     "teacher" => Teacher(named["model"], named["ids"], named["out"], Int("batch", 1)),
     "perf" => await Perf(named["model"], Int("batch", 1), Int("input", 128), Int("output", 128), Int("ttft", 0)),
+    "profile" when named.ContainsKey("prompt") => ProfilePrompt(named["model"], Int("batch", 1), Int("prompt", 128)),
     "profile" => Profile(named["model"], Int("batch", 1), Int("context", 128), Int("steps", 16)),
     "attention" => Turbine.Bench.Cuda.AttentionBench.Run(Int("reps", 300), named.GetValueOrDefault("case")),
     _ => 2,
@@ -237,6 +239,46 @@ static int Profile(string model, int batchSize, int context, int steps)
     Console.WriteLine("| operation | ms / step | calls / step | share |");
     foreach (var (name, (ms, calls)) in profile)
         Console.WriteLine($"| {name} | {ms / steps:F3} | {calls / steps} | {ms / steps / sum:P1} |");
+    return 0;
+}
+
+static int ProfilePrompt(string model, int batchSize, int prompt)
+{
+    using var backend = new CudaBackend();
+    using var decoder = Decoder.Load(model, backend, new DecoderLimits(batchSize * prompt, batchSize));
+    const int blockSize = 16;
+    int perSeq = (prompt + blockSize - 1) / blockSize;
+    using var storage = backend.AllocateKvCache(decoder.KvShape(perSeq * batchSize, blockSize));
+    var batch = decoder.CreateBatch();
+    var ids = new int[batchSize];
+    var tokens = Enumerable.Range(0, prompt).Select(i => 1000 + i).ToArray();
+    double Step()
+    {
+        batch.Clear();
+        for (int s = 0; s < batchSize; s++)
+            batch.Add(tokens, 0, Enumerable.Range(s * perSeq, perSeq).ToArray(), blockSize);
+        var sw = Stopwatch.StartNew();
+        decoder.Forward(batch, storage);
+        decoder.ArgMaxLogits(batchSize, ids);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    Step();
+    var raw = new List<double>();
+    for (int i = 0; i < 3; i++)
+        raw.Add(Step());
+    raw.Sort();
+    Console.WriteLine($"prompt step, {batchSize} × {prompt} tokens: {raw[1]:F1} ms median of 3 without events");
+    backend.Profiling = true;
+    Step();
+    backend.Synchronize();
+    backend.ResetProfile();
+    Step();
+    var profile = backend.Profile.OrderByDescending(p => p.Value.Milliseconds).ToArray();
+    double sum = profile.Sum(p => p.Value.Milliseconds);
+    Console.WriteLine($"with events around every operation: sum of operation times {sum:F1} ms");
+    Console.WriteLine("| operation | ms | calls | share |");
+    foreach (var (name, (ms, calls)) in profile)
+        Console.WriteLine($"| {name} | {ms:F2} | {calls} | {ms / sum:P1} |");
     return 0;
 }
 
