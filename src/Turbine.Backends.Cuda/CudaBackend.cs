@@ -18,8 +18,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // Rows one GEMV launch handles (the largest kernel instance).
     private const int GemvRows = 8;
     private const int KeyTile = 32;
-    // Query tokens of one sequence that share each staged key tile in steps with prompt chunks.
-    private const int QueryTile = 4;
+    // Query tokens of one sequence that share each staged key tile in steps with prompt chunks (a warp each, every warp
+    // computing all of the block's heads).
+    private const int QueryTile = 16;
     private const int MaxHeadDim = 256;
     // Key splits of one attention launch at most (decode of small batches: batch 1 of 8 head groups wants 66).
     private const int MaxSplits = 64;
@@ -730,15 +731,15 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff,
             tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial, counters = _counters;
         int blockSize = kv.Shape.BlockSize;
-        int warps = wpb * tokensPerBlock;
-        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headDim) * 4);
-        string kernel = "attention_" + type;
+        int warps = tokensPerBlock;
+        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * wpb * headDim) * 4);
+        string kernel = $"attention_{type}_{wpb}";
         var fn = _device.Function(kernel);
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
             Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &wpb, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow,
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow,
             &partial, &counters,
         };
         _activeProfiler?.Begin("attention");

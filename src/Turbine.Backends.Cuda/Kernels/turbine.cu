@@ -605,28 +605,28 @@ __device__ void rope_kv_write(float* q, float* k, const float* v, const float* c
 ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
 // ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
-// Block = (query tile, wpb query heads sharing one KV head, key split z); one warp per (token, head). A query tile is
-// up to blockDim.y / wpb consecutive tokens of one sequence (tiles[x] = (first token, count)), or the single token x
-// when tiles is null. Keys come in tiles of 32, staged in shared memory once for all the block's warps; lane j scores
-// key j, then every lane accumulates its own output dimensions over the tile (online softmax in base 2).
+// Block = (query tile, H query heads sharing one KV head, key split z); one warp per query token, computing all H heads,
+// so every staged K/V element serves H heads of blockDim.y tokens. A query tile is up to blockDim.y consecutive tokens
+// of one sequence (tiles[x] = (first token, count)), or the single token x when tiles is null. Keys come in tiles of 32,
+// staged in shared memory once for all the block's warps; lane j scores key j for each head, then every lane
+// accumulates its own output dimensions over the tile (online softmax in base 2).
 // The block's key span (first token's window start to last token's position) is cut into up to gridDim.z equal
 // splits of at least 32 keys, computed here from the sequence's own length (blocks past them return at once), so the
-// launch shape does not depend on context lengths (a decode step's launch is the same every step, as graphs need). With one split the block writes the normalised output;
-// with several each writes (acc, m, l) to partial and the last block of its (tile, head group) to finish, counted in
-// counters (left at zero again), merges them.
+// launch shape does not depend on context lengths. With one split the block writes the normalised output; with several
+// each writes (acc, m, l) to partial and the last block of its (tile, head group) to finish, counted in counters (left
+// at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
 #define MAX_DIMS_PER_LANE 8
 // DEPTH: K/V vectors each thread loads before storing any (registers; blocks of up to 16 warps afford 2).
-template <class KV, int DEPTH>
+template <class KV, int DEPTH, int H>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
-    const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, int blockSize,
+    const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, float scale, int blockSize,
     int window, float* partial, int* counters)
 {
     launch_dependents();
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
     const int warp = threadIdx.y, lane = threadIdx.x;
-    const int tw = warp / wpb, hw = warp - tw * wpb;
     int t0 = blockIdx.x, count = 1;
     if (tiles != 0)
     {
@@ -634,11 +634,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         t0 = tile.x;
         count = tile.y;
     }
-    const bool active = tw < count;
-    const int t = t0 + (active ? tw : 0);
-    const int head = blockIdx.y * wpb + hw;
+    const bool active = warp < count;
+    const int t = t0 + (active ? warp : 0);
+    const int head0 = blockIdx.y * H;
     const int group = heads / kvHeads;
-    const int kvh = (blockIdx.y * wpb) / group;
+    const int kvh = head0 / group;
     const int4 s = seqs[tokSeq[t0]];
     const int pos0 = s.z - s.y + (t0 - s.x), pos = pos0 + (t - t0);
     // The block walks its split of the union of its tokens' key ranges; each warp masks keys outside its own.
@@ -652,14 +652,23 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     const int kStride = headDim + 4;  // padding keeps lanes reading different rows off distinct banks
     float* ks = smem;
     float* vs = ks + 32 * kStride;
-    float* qs = vs + 32 * headDim + warp * headDim;
+    float* qs = vs + 32 * headDim + warp * H * headDim;
     const float c = scale * 1.4426950408889634f;
-    for (int d = lane; d < headDim; d += 32) qs[d] = q[((long long)t * heads + head) * headDim + d] * c;
+    for (int e = lane; e < H * headDim; e += 32)
+    {
+        int h = e / headDim;
+        qs[e] = q[((long long)t * heads + head0 + h) * headDim + (e - h * headDim)] * c;
+    }
 
-    float acc[MAX_DIMS_PER_LANE];
+    float acc[H][MAX_DIMS_PER_LANE], m[H], l[H];
 #pragma unroll
-    for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[i] = 0.f;
-    float m = NEG_INF, l = 0.f;
+    for (int h = 0; h < H; h++)
+    {
+#pragma unroll
+        for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[h][i] = 0.f;
+        m[h] = NEG_INF;
+        l[h] = 0.f;
+    }
     const int kvDim = kvHeads * headDim;
     const int threads = 32 * blockDim.y, tid = warp * 32 + lane;
     for (int base = begin; base < end; base += 32)
@@ -721,67 +730,94 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         __syncthreads();
         const int key = base + lane;
         const bool valid = active && lane < n && key >= myBegin && key < myEnd;
-        float score = NEG_INF;
+        // None of this warp's keys in the tile (warp-uniform).
+        if (!__any_sync(FULL_MASK, valid)) continue;
+        float score[H];
+#pragma unroll
+        for (int h = 0; h < H; h++) score[h] = 0.f;
         if (valid)
         {
+            // Each float4 of the key, read once, against the H queries.
             const float4* kr = (const float4*)(ks + lane * kStride);
-            const float4* qr = (const float4*)qs;
-            float dot = 0.f;
             for (int d4 = 0; d4 < (headDim >> 2); d4++)
             {
-                float4 a = kr[d4], b = qr[d4];
-                dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
-            }
-            score = dot;
-        }
-        const float tileMax = warp_max(score);
-        if (tileMax == NEG_INF) continue;  // none of this warp's keys in the tile (warp-uniform)
-        float mNew = fmaxf(m, tileMax);
-        float corr = exp2f(m - mNew);
-        float p = valid ? exp2f(score - mNew) : 0.f;
-        l = l * corr + warp_sum(p);
-        m = mNew;
+                float4 a = kr[d4];
 #pragma unroll
-        for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[i] *= corr;
+                for (int h = 0; h < H; h++)
+                {
+                    float4 b = ((const float4*)(qs + h * headDim))[d4];
+                    score[h] += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+                }
+            }
+        }
+        float p[H];
+#pragma unroll
+        for (int h = 0; h < H; h++)
+        {
+            float sc = valid ? score[h] : NEG_INF;
+            float mNew = fmaxf(m[h], warp_max(sc));
+            float corr = exp2f(m[h] - mNew);
+            p[h] = valid ? exp2f(sc - mNew) : 0.f;
+            l[h] = l[h] * corr + warp_sum(p[h]);
+            m[h] = mNew;
+#pragma unroll
+            for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[h][i] *= corr;
+        }
         for (int j = 0; j < n; j++)
         {
-            float pj = __shfl_sync(FULL_MASK, p, j);
+            float pj[H];
+#pragma unroll
+            for (int h = 0; h < H; h++) pj[h] = __shfl_sync(FULL_MASK, p[h], j);
             const float* vr = vs + j * headDim;
 #pragma unroll
             for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
             {
                 int d = lane + 32 * i;
-                if (d < headDim) acc[i] += pj * vr[d];
+                if (d < headDim)
+                {
+                    float v = vr[d];
+#pragma unroll
+                    for (int h = 0; h < H; h++) acc[h][i] += pj[h] * v;
+                }
             }
         }
     }
-    const long long row = (long long)t * heads + head;
     if (splits == 1)
     {
         if (!active) return;
-        float inv = 1.f / l;
 #pragma unroll
-        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        for (int h = 0; h < H; h++)
         {
-            int d = lane + 32 * i;
-            if (d < headDim) out[row * headDim + d] = acc[i] * inv;
+            const long long row = (long long)t * heads + head0 + h;
+            float inv = 1.f / l[h];
+#pragma unroll
+            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            {
+                int d = lane + 32 * i;
+                if (d < headDim) out[row * headDim + d] = acc[h][i] * inv;
+            }
         }
         return;
     }
     const int stride = headDim + 2;
     if (active)
     {
-        float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
 #pragma unroll
-        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        for (int h = 0; h < H; h++)
         {
-            int d = lane + 32 * i;
-            if (d < headDim) part[d] = acc[i];
-        }
-        if (lane == 0)
-        {
-            part[headDim] = m;
-            part[headDim + 1] = l;
+            const long long row = (long long)t * heads + head0 + h;
+            float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
+#pragma unroll
+            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            {
+                int d = lane + 32 * i;
+                if (d < headDim) part[d] = acc[h][i];
+            }
+            if (lane == 0)
+            {
+                part[headDim] = m[h];
+                part[headDim + 1] = l[h];
+            }
         }
     }
     // Publish this split, then let the last of the splits merge them all.
@@ -797,41 +833,45 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     __syncthreads();
     if (!lastSplit || !active) return;
     __threadfence();
-    const float* part = partial + row * gridDim.z * stride;
-    float mMax = NEG_INF;
-    for (int z = lane; z < splits; z += 32) mMax = fmaxf(mMax, __ldcg(part + z * stride + headDim));
-    mMax = warp_max(mMax);
-    float lSum = 0.f;
-    for (int z = lane; z < splits; z += 32)
+    for (int h = 0; h < H; h++)
     {
-        float mz = __ldcg(part + z * stride + headDim);
-        // An empty split has m = -inf and l = 0: it adds nothing (exp2f(-inf) = 0).
-        if (mz != NEG_INF) lSum += __ldcg(part + z * stride + headDim + 1) * exp2f(mz - mMax);
-    }
-    lSum = warp_sum(lSum);
-    float inv = 1.f / lSum;
-#pragma unroll
-    for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
-    {
-        int d = lane + 32 * i;
-        if (d >= headDim) continue;
-        float v = 0.f;
-#pragma unroll 4
-        for (int z = 0; z < splits; z++)
+        const long long row = (long long)t * heads + head0 + h;
+        const float* part = partial + row * gridDim.z * stride;
+        float mMax = NEG_INF;
+        for (int z = lane; z < splits; z += 32) mMax = fmaxf(mMax, __ldcg(part + z * stride + headDim));
+        mMax = warp_max(mMax);
+        float lSum = 0.f;
+        for (int z = lane; z < splits; z += 32)
         {
             float mz = __ldcg(part + z * stride + headDim);
-            if (mz != NEG_INF) v += __ldcg(part + z * stride + d) * exp2f(mz - mMax);
+            // An empty split has m = -inf and l = 0: it adds nothing (exp2f(-inf) = 0).
+            if (mz != NEG_INF) lSum += __ldcg(part + z * stride + headDim + 1) * exp2f(mz - mMax);
         }
-        out[row * headDim + d] = v * inv;
+        lSum = warp_sum(lSum);
+        float inv = 1.f / lSum;
+#pragma unroll
+        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        {
+            int d = lane + 32 * i;
+            if (d >= headDim) continue;
+            float v = 0.f;
+#pragma unroll 4
+            for (int z = 0; z < splits; z++)
+            {
+                float mz = __ldcg(part + z * stride + headDim);
+                if (mz != NEG_INF) v += __ldcg(part + z * stride + d) * exp2f(mz - mMax);
+            }
+            out[row * headDim + d] = v * inv;
+        }
     }
 }
-// attention_*: steps with prompt tiles (up to 16 warps a block), and decode steps that attention_decode_* below cannot take.
-#define ATTENTION(TYPE, NAME) \
-    extern "C" __global__ void __launch_bounds__(512) attention_##NAME(const float* q, float* out, const TYPE::T* kc, const TYPE::T* vc, \
-        const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int wpb, int heads, int kvHeads, int headDim, float scale, \
-        int blockSize, int window, float* partial, int* counters) \
-    { attention<TYPE, 2>(q, out, kc, vc, tokSeq, seqs, tables, tiles, wpb, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
-ATTENTION(F32, f32) ATTENTION(BF16, bf16) ATTENTION(F16, f16)
+#define ATTENTION(TYPE, NAME, H) \
+    extern "C" __global__ void __launch_bounds__(512) attention_##NAME##_##H(const float* q, float* out, const TYPE::T* kc, \
+        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, \
+        float scale, int blockSize, int window, float* partial, int* counters) \
+    { attention<TYPE, 2, H>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
+#define ATTENTION_HEADS(TYPE, NAME) ATTENTION(TYPE, NAME, 1) ATTENTION(TYPE, NAME, 2) ATTENTION(TYPE, NAME, 4)
+ATTENTION_HEADS(F32, f32) ATTENTION_HEADS(BF16, bf16) ATTENTION_HEADS(F16, f16)
 
 // ---- paged attention of decode steps (one query token per sequence) -------------------------------------------------
 // Block = (token x, up to H query heads of one KV head y, key split z), 4 warps. The split's keys come in rounds of 32,
