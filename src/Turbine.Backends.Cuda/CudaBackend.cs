@@ -33,6 +33,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // batch 256, and up to 37% slower on f16.
     private const long DecodeRingBytes = 64 << 10;
     private const long CublasWorkspaceBytes = 32L << 20;
+    // Dynamic shared memory the prompt attention kernels opt into: the most any of them needs (8 heads of 256 dims for
+    // 16 tokens, 193 KB), under sm_90's 227 KB a block.
+    private const int PromptAttentionShared = 200 * 1024;
 
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;
@@ -711,10 +714,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow);
             return;
         }
+        // A block computes up to 8 query heads of one KV head (the group cut into chunks of a power of two: 7 runs as 8).
         int group = heads / kvHeads;
-        int wpb = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
+        int wpb = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8, chunks = (group + wpb - 1) / wpb;
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
-        int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = heads / wpb;
+        int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
         long blocks = (long)gridX * gridY;
         // Few blocks (decode of small batches) leave SMs idle: each context is cut into key splits that the last one
         // to finish merges. Decode steps take a split count that depends only on their shape (graphs replay it as
@@ -733,13 +737,13 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         int blockSize = kv.Shape.BlockSize;
         int warps = tokensPerBlock;
         uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * wpb * headDim) * 4);
-        string kernel = $"attention_{type}_{wpb}";
+        string kernel = $"attention_{type}_{wpb}_{(headDim <= 128 ? 4 : 8)}";
         var fn = _device.Function(kernel);
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, PromptAttentionShared), "cuFuncSetAttribute(attention)");
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &scale, &blockSize, &slidingWindow,
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
             &partial, &counters,
         };
         _activeProfiler?.Begin("attention");

@@ -605,8 +605,9 @@ __device__ void rope_kv_write(float* q, float* k, const float* v, const float* c
 ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
 // ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
-// Block = (query tile, H query heads sharing one KV head, key split z); one warp per query token, computing all H heads,
-// so every staged K/V element serves H heads of blockDim.y tokens. A query tile is up to blockDim.y consecutive tokens
+// Block = (query tile, up to H query heads sharing one KV head, key split z); one warp per query token, computing all of
+// the block's heads, so every staged K/V element serves H heads of blockDim.y tokens. A KV head's group of query heads
+// is cut into `chunks` blocks of H (the last may hold fewer: a group of 7 runs 7 of 8). A query tile is up to blockDim.y consecutive tokens
 // of one sequence (tiles[x] = (first token, count)), or the single token x when tiles is null. Keys come in tiles of 32,
 // staged in shared memory once for all the block's warps; lane j scores key j for each head, then every lane
 // accumulates its own output dimensions over the tile (online softmax in base 2).
@@ -616,11 +617,11 @@ ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 // each writes (acc, m, l) to partial and the last block of its (tile, head group) to finish, counted in counters (left
 // at zero again), merges them.
 // seqs[s] = (query start, query length, context length, block-table offset); tokSeq[t] = s.
-#define MAX_DIMS_PER_LANE 8
-// DEPTH: K/V vectors each thread loads before storing any (registers; blocks of up to 16 warps afford 2).
-template <class KV, int DEPTH, int H>
+// DEPTH: K/V vectors each thread loads before storing any (registers; blocks of up to 16 warps afford 2). D: output
+// dimensions per lane (head dims up to 32·D).
+template <class KV, int DEPTH, int H, int D>
 __device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
-    const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, float scale, int blockSize,
+    const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize,
     int window, float* partial, int* counters)
 {
     launch_dependents();
@@ -636,9 +637,9 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     }
     const bool active = warp < count;
     const int t = t0 + (active ? warp : 0);
-    const int head0 = blockIdx.y * H;
     const int group = heads / kvHeads;
-    const int kvh = head0 / group;
+    const int kvh = blockIdx.y / chunks, chunk = blockIdx.y - kvh * chunks;
+    const int head0 = kvh * group + chunk * H, headCount = min(H, group - chunk * H);
     const int4 s = seqs[tokSeq[t0]];
     const int pos0 = s.z - s.y + (t0 - s.x), pos = pos0 + (t - t0);
     // The block walks its split of the union of its tokens' key ranges; each warp masks keys outside its own.
@@ -657,15 +658,15 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     for (int e = lane; e < H * headDim; e += 32)
     {
         int h = e / headDim;
-        qs[e] = q[((long long)t * heads + head0 + h) * headDim + (e - h * headDim)] * c;
+        qs[e] = h < headCount ? q[((long long)t * heads + head0 + h) * headDim + (e - h * headDim)] * c : 0.f;
     }
 
-    float acc[H][MAX_DIMS_PER_LANE], m[H], l[H];
+    float acc[H][D], m[H], l[H];
 #pragma unroll
     for (int h = 0; h < H; h++)
     {
 #pragma unroll
-        for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[h][i] = 0.f;
+        for (int i = 0; i < D; i++) acc[h][i] = 0.f;
         m[h] = NEG_INF;
         l[h] = 0.f;
     }
@@ -761,7 +762,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             l[h] = l[h] * corr + warp_sum(p[h]);
             m[h] = mNew;
 #pragma unroll
-            for (int i = 0; i < MAX_DIMS_PER_LANE; i++) acc[h][i] *= corr;
+            for (int i = 0; i < D; i++) acc[h][i] *= corr;
         }
         for (int j = 0; j < n; j++)
         {
@@ -770,7 +771,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
             for (int h = 0; h < H; h++) pj[h] = __shfl_sync(FULL_MASK, p[h], j);
             const float* vr = vs + j * headDim;
 #pragma unroll
-            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            for (int i = 0; i < D; i++)
             {
                 int d = lane + 32 * i;
                 if (d < headDim)
@@ -788,10 +789,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
 #pragma unroll
         for (int h = 0; h < H; h++)
         {
+            if (h >= headCount) break;
             const long long row = (long long)t * heads + head0 + h;
             float inv = 1.f / l[h];
 #pragma unroll
-            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            for (int i = 0; i < D; i++)
             {
                 int d = lane + 32 * i;
                 if (d < headDim) out[row * headDim + d] = acc[h][i] * inv;
@@ -805,10 +807,11 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
 #pragma unroll
         for (int h = 0; h < H; h++)
         {
+            if (h >= headCount) break;
             const long long row = (long long)t * heads + head0 + h;
             float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
 #pragma unroll
-            for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+            for (int i = 0; i < D; i++)
             {
                 int d = lane + 32 * i;
                 if (d < headDim) part[d] = acc[h][i];
@@ -833,7 +836,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
     __syncthreads();
     if (!lastSplit || !active) return;
     __threadfence();
-    for (int h = 0; h < H; h++)
+    for (int h = 0; h < headCount; h++)
     {
         const long long row = (long long)t * heads + head0 + h;
         const float* part = partial + row * gridDim.z * stride;
@@ -850,7 +853,7 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         lSum = warp_sum(lSum);
         float inv = 1.f / lSum;
 #pragma unroll
-        for (int i = 0; i < MAX_DIMS_PER_LANE; i++)
+        for (int i = 0; i < D; i++)
         {
             int d = lane + 32 * i;
             if (d >= headDim) continue;
@@ -865,13 +868,14 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
         }
     }
 }
-#define ATTENTION(TYPE, NAME, H) \
-    extern "C" __global__ void __launch_bounds__(512) attention_##NAME##_##H(const float* q, float* out, const TYPE::T* kc, \
+#define ATTENTION(TYPE, NAME, H, D) \
+    extern "C" __global__ void __launch_bounds__(512) attention_##NAME##_##H##_##D(const float* q, float* out, const TYPE::T* kc, \
         const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, \
-        float scale, int blockSize, int window, float* partial, int* counters) \
-    { attention<TYPE, 2, H>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, headDim, scale, blockSize, window, partial, counters); }
-#define ATTENTION_HEADS(TYPE, NAME) ATTENTION(TYPE, NAME, 1) ATTENTION(TYPE, NAME, 2) ATTENTION(TYPE, NAME, 4)
-ATTENTION_HEADS(F32, f32) ATTENTION_HEADS(BF16, bf16) ATTENTION_HEADS(F16, f16)
+        int chunks, float scale, int blockSize, int window, float* partial, int* counters) \
+    { attention<TYPE, 2, H, D>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, headDim, chunks, scale, blockSize, window, partial, counters); }
+#define ATTENTION_HEADS(TYPE, NAME, D) ATTENTION(TYPE, NAME, 1, D) ATTENTION(TYPE, NAME, 2, D) ATTENTION(TYPE, NAME, 4, D) ATTENTION(TYPE, NAME, 8, D)
+#define ATTENTION_TYPE(TYPE, NAME) ATTENTION_HEADS(TYPE, NAME, 4) ATTENTION_HEADS(TYPE, NAME, 8)
+ATTENTION_TYPE(F32, f32) ATTENTION_TYPE(BF16, bf16) ATTENTION_TYPE(F16, f16)
 
 // ---- paged attention of decode steps (one query token per sequence) -------------------------------------------------
 // Block = (token x, up to H query heads of one KV head y, key split z), 4 warps. The split's keys come in rounds of 32,
