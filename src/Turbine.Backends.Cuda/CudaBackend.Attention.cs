@@ -1,0 +1,203 @@
+using Turbine.Backends.Cuda.Native;
+using Turbine.Core.Models;
+using Turbine.Engine.Backends;
+
+namespace Turbine.Backends.Cuda;
+
+// RoPE, the KV-cache write and paged attention: prompt steps and decode steps have kernels of their own.
+public sealed unsafe partial class CudaBackend
+{
+    // RoPE queued for the next Attention, which applies it while writing k to the cache (one launch instead of two).
+    private bool _rotaryPending;
+    private ulong _rotaryQ, _rotaryK;
+    private int _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim;
+
+    /// <inheritdoc />
+    public void Rotary(DeviceBuffer q, int heads, DeviceBuffer k, int kvHeads, int headDim)
+    {
+        // The style is in the fingerprint: a graph bakes it into its launch.
+        if (Deferred(new StepOperation(OperationKind.Rotary, q, k, I0: heads, I1: kvHeads, I2: headDim, I3: (int)Step.RotaryStyle)))
+            return;
+        ulong qp = Ptr(q), kp = Ptr(k);
+        Flush();
+        (_rotaryQ, _rotaryK, _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim) = (qp, kp, heads, kvHeads, headDim);
+        _rotaryPending = true;
+        if (!_options.Fuse)
+            FlushRotary();
+    }
+
+    // Launches a queued RoPE on its own (the next operation is not the attention that would have applied it).
+    private void FlushRotary()
+    {
+        if (!_rotaryPending)
+            return;
+        _rotaryPending = false;
+        int half = Step.RotaryHalfDim, heads = _rotaryHeads, kvHeads = _rotaryKvHeads, headDim = _rotaryHeadDim;
+        int interleaved = Step.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
+        ulong qp = _rotaryQ, kp = _rotaryK, cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
+        void** args = stackalloc void*[] { &qp, &kp, &cos, &sin, &heads, &kvHeads, &headDim, &half, &interleaved };
+        _activeProfiler?.Begin("rope");
+        Run("rope", (uint)Step.TokenCount, 1, 1, 256, 1, 0, args);
+        _activeProfiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void Attention(KvCacheStorage cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output,
+        int heads, int kvHeads, int headDim, float scale, int slidingWindow)
+    {
+        if (Deferred(new StepOperation(OperationKind.Attention, cache, q, k, v, output, layer, heads, kvHeads, headDim, slidingWindow, scale)))
+            return;
+        var kv = (CudaKvCache)cache;
+        ulong qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output);
+        FlushLinears();
+        var batch = Step;
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"{heads} query heads are not a multiple of {kvHeads} KV heads");
+        int tokens = batch.TokenCount, kvDim = kvHeads * headDim, half = batch.RotaryHalfDim;
+        string type = kv.Suffix;
+        ulong slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
+        if (_rotaryPending && _rotaryQ == qp && _rotaryK == kp && _rotaryHeads == heads && _rotaryKvHeads == kvHeads && _rotaryHeadDim == headDim)
+        {
+            _rotaryPending = false;
+            ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
+            int interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
+            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half, &interleaved };
+            _activeProfiler?.Begin("rope + kv_write");
+            Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
+            _activeProfiler?.End();
+        }
+        else
+        {
+            FlushRotary();
+            _activeProfiler?.Begin("kv_write");
+            void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
+            Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
+            _activeProfiler?.End();
+        }
+
+        if (_tileCount == 0 && headDim * kv.ElementBytes % 16 == 0)
+        {
+            DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow);
+            return;
+        }
+        // A block computes up to 8 query heads of one KV head (the group cut into chunks of a power of two: 7 runs as 8).
+        int group = heads / kvHeads;
+        int wpb = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8, chunks = (group + wpb - 1) / wpb;
+        int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
+        int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
+        long blocks = (long)gridX * gridY;
+        // Few blocks (decode of small batches) leave SMs idle: each context is cut into key splits that the last one
+        // to finish merges. Decode steps take a split count that depends only on their shape (graphs replay it as
+        // contexts grow); prompt steps take no more splits than they have key tiles.
+        long target = 4L * _device.Multiprocessors;
+        int splits = blocks >= target ? 1 : (int)Math.Min(MaxSplits, (target + blocks - 1) / blocks);
+        if (_tileCount > 0)
+            splits = Math.Min(splits, Math.Max(1, (_maxContext + KeyTile - 1) / KeyTile));
+        if (splits > 1)
+        {
+            Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 2) * 4, "attention partials");
+            Grow(ref _counters, ref _countersBytes, blocks * 4, "attention split counters", zero: true);
+        }
+        ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff,
+            tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial, counters = _counters;
+        int blockSize = kv.Shape.BlockSize;
+        int warps = tokensPerBlock;
+        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * wpb * headDim) * 4);
+        string kernel = $"attention_{type}_{wpb}_{(headDim <= 128 ? 4 : 8)}";
+        var fn = _device.Function(kernel);
+        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, PromptAttentionShared), "cuFuncSetAttribute(attention)");
+        void** args = stackalloc void*[]
+        {
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
+            &partial, &counters,
+        };
+        _activeProfiler?.Begin("attention");
+        _device.Launch(fn, kernel, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
+        _activeProfiler?.End();
+    }
+
+    // Decode steps whose K/V rows are whole 16-byte chunks: attention_decode_* (turbine.cu), a block of 4 warps per (token,
+    // up to 8 query heads of one KV head, key split). Every launch argument depends on the step's shape alone, as graphs need.
+    private void DecodeAttention(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int tokens, int heads, int kvHeads, int headDim,
+        float scale, int slidingWindow)
+    {
+        int group = heads / kvHeads, chunks = (group + DecodeMaxHeads - 1) / DecodeMaxHeads, perBlock = (group + chunks - 1) / chunks;
+        int log2Heads = perBlock == 1 ? 0 : perBlock == 2 ? 1 : perBlock <= 4 ? 2 : 3, blockHeads = 1 << log2Heads;
+        int rowChunks = headDim * kv.ElementBytes / 16;
+        long slotBytes = DecodeKeys * (((rowChunks + 1) | 1) + rowChunks) * 16L;
+        // Ring slots per warp: the copies of all but one stay in flight while the warp computes that one.
+        int stages = (int)Math.Clamp(DecodeRingBytes / (DecodeWarps * slotBytes), 2, 4);
+        long ring = 4L * blockHeads * headDim + DecodeWarps * stages * slotBytes;
+        long blocks = (long)tokens * kvHeads * chunks;
+        // Blocks resident at once, as shared memory allows (228 KB an SM on sm_90, 1 KB of it reserved per block).
+        long resident = Math.Max(1, 228L * 1024 / (ring + 1024)) * _device.Multiprocessors;
+        int splits, minKeys;
+        if (blocks < resident)
+        {
+            // Under one wave (small batches): contexts cut into as many splits as fill the GPU, of 64 keys at least.
+            splits = (int)Math.Clamp(resident / blocks, 1, MaxSplits);
+            minKeys = 64;
+        }
+        else
+        {
+            // Past one wave: contexts of more than 256 keys in two splits where that fills the last wave better
+            // (batch 64 of 8 KV heads on float32: 2.6 waves instead of 1.3).
+            double waves = (double)blocks / resident;
+            splits = 2 * waves / Math.Ceiling(2 * waves) > waves / Math.Ceiling(waves) + 0.15 ? 2 : 1;
+            minKeys = 256;
+        }
+        if (splits > 1)
+        {
+            Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 4) * 4, "attention partials");
+            Grow(ref _counters, ref _countersBytes, blocks * 4, "attention split counters", zero: true);
+        }
+        // Scaled queries, then the warps' rings, which the warps' states and the split weights reuse once they are done.
+        long merge = 4L * Math.Max(DecodeWarps * blockHeads * (headDim + 2), blockHeads * splits);
+        uint shared = (uint)(4L * blockHeads * headDim + Math.Max(DecodeWarps * stages * slotBytes, merge));
+        string kernel = DecodeKernels[(int)kv.Type, log2Heads, headDim <= 128 ? 0 : 1];
+        var fn = _device.Function(kernel);
+        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
+        ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
+            counters = _counters;
+        int blockSize = kv.Shape.BlockSize;
+        void** args = stackalloc void*[]
+        {
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow, &stages,
+            &minKeys, &partial, &counters,
+        };
+        _activeProfiler?.Begin("attention");
+        _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, DecodeWarps * 32, 1, shared, args);
+        _activeProfiler?.End();
+    }
+
+    // attention_decode_{f32|f16|bf16}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}, by [cache type, log2 heads, dims > 128].
+    private static readonly string[,,] DecodeKernels = DecodeKernelNames();
+
+    private static string[,,] DecodeKernelNames()
+    {
+        var names = new string[3, 4, 2];
+        foreach (var type in Enum.GetValues<CudaKvCacheType>())
+            for (int h = 0; h < 4; h++)
+                for (int c = 0; c < 2; c++)
+                    names[(int)type, h, c] = $"attention_decode_{type.ToString().ToLowerInvariant()}_{1 << h}_{c + 1}";
+        return names;
+    }
+
+    /// <inheritdoc />
+    public void CopyKvBlock(KvCacheStorage cache, int source, int destination)
+    {
+        _device.MakeCurrent();
+        EndStepBody();
+        var kv = (CudaKvCache)cache;
+        ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (ulong)kv.ElementBytes;
+        for (int layer = 0; layer < kv.Shape.Layers; layer++)
+        {
+            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Keys(layer) + (ulong)destination * block, kv.Keys(layer) + (ulong)source * block, (nuint)block,
+                _device.Stream), "copying a K block");
+            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Values(layer) + (ulong)destination * block, kv.Values(layer) + (ulong)source * block, (nuint)block,
+                _device.Stream), "copying a V block");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+using Turbine.Backends.Cuda.Native;
+using Turbine.Core.Tensors;
+using Turbine.Engine.Backends;
+
+namespace Turbine.Backends.Cuda;
+
+// Linears: GEMV kernels for few rows, cuBLAS GEMMs for many; consecutive linears of one input launched together.
+public sealed unsafe partial class CudaBackend
+{
+    // Linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one GEMV
+    // launch or one GEMM, and every other operation launches the queue first.
+    private LinearParts _pending;
+    private int _pendingCount;
+    private ulong _pendingX;
+    private int _pendingRows, _pendingK;
+    private DType _pendingType;
+
+    // The kernels' LinearParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
+    // columns end in the stacked output.
+    private struct LinearParts
+    {
+        public fixed ulong Weight[3];
+        public fixed ulong Bias[3];
+        public fixed ulong Output[3];
+        public fixed int End[3];
+    }
+
+    /// <inheritdoc />
+    public void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y)
+    {
+        if (rows <= 0)
+            return;
+        var w = (CudaWeight)weight;
+        int n = (int)w.Shape[0], k = (int)w.Shape[1];
+        ulong xp = Ptr(x), yp = Ptr(y), bp = bias is null ? 0 : ((CudaWeight)bias).Pointer;
+        if (Deferred(new StepOperation(OperationKind.Linear, x, weight, bias, y, I0: rows)))
+            return;
+        FlushRotary();
+        if (_pendingCount > 0 && (_pendingX != xp || _pendingRows != rows || _pendingK != k || _pendingType != w.DType || _pendingCount == 3
+            || Queued(yp)))
+            FlushLinears();
+        int at = _pendingCount++;
+        _pendingX = xp;
+        _pendingRows = rows;
+        _pendingK = k;
+        _pendingType = w.DType;
+        _pending.Weight[at] = w.Pointer;
+        _pending.Bias[at] = bp;
+        _pending.Output[at] = yp;
+        _pending.End[at] = (at == 0 ? 0 : _pending.End[at - 1]) + n;
+        if (!_options.Fuse)
+            FlushLinears();
+    }
+
+    private bool Queued(ulong output)
+    {
+        for (int i = 0; i < _pendingCount; i++)
+            if (_pending.Output[i] == output)
+                return true;
+        return false;
+    }
+
+    // Launches the queued linears: GEMV kernels 8 rows of the input a launch; cuBLAS for more rows, as one GEMM when
+    // the weights lie back to back in memory (the arena places q, k, v and gate, up so), else one GEMM each. With
+    // swiglu set, the two queued linears are gate and up and silu(gate) * up goes to swiglu in the same pass.
+    private void FlushLinears() => FlushLinears(0);
+
+    private void FlushLinears(ulong swiglu)
+    {
+        int count = _pendingCount;
+        if (count == 0)
+            return;
+        _pendingCount = 0;
+        _device.MakeCurrent();
+        var parts = _pending;
+        // Parts not in use end where the last one does, so no column falls in them.
+        for (int i = count; i < 3; i++)
+        {
+            parts.Weight[i] = parts.Bias[i] = parts.Output[i] = 0;
+            parts.End[i] = parts.End[count - 1];
+        }
+        int n = parts.End[2], k = _pendingK, rows = _pendingRows;
+        if (rows > _options.GemvMaxRows)
+        {
+            long size = _pendingType == DType.F32 ? 4 : 2;
+            bool stacked = true;
+            for (int i = 1; i < count; i++)
+                stacked &= parts.Weight[i] == parts.Weight[i - 1] + (ulong)((parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2])) * k * size);
+            if (stacked)
+            {
+                _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked{(swiglu != 0 ? ", swiglu" : "")})");
+                Gemm(_pendingType, k, _pendingX, rows, parts, count, swiglu);
+                _activeProfiler?.End();
+                return;
+            }
+            for (int i = 0; i < count; i++)
+            {
+                var one = default(LinearParts);
+                one.Weight[0] = parts.Weight[i];
+                one.Bias[0] = parts.Bias[i];
+                one.Output[0] = parts.Output[i];
+                one.End[0] = one.End[1] = one.End[2] = parts.End[i] - (i == 0 ? 0 : parts.End[i - 1]);
+                _activeProfiler?.Begin($"linear {one.End[0]}x{k} gemm");
+                Gemm(_pendingType, k, _pendingX, rows, one, 1, 0);
+                _activeProfiler?.End();
+            }
+            if (swiglu != 0)
+                LaunchSiluMul(parts.Output[0], parts.Output[1], swiglu, (long)rows * parts.End[0]);
+            return;
+        }
+        if (swiglu != 0)
+        {
+            GemvSwiGlu(parts, k, rows, swiglu);
+            return;
+        }
+        int chunk = 0;
+        ulong xr = _pendingX;
+        var fn = $"gemv_{Suffix(_pendingType)}_";
+        void** args = stackalloc void*[] { &parts, &xr, &k, &chunk };
+        _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemv" : $"linear {n}x{k} gemv ({count} fused)");
+        for (int r = 0; r < rows; r += GemvRows)
+        {
+            chunk = Math.Min(GemvRows, rows - r);
+            int m = chunk == 1 ? 1 : chunk == 2 ? 2 : chunk <= 4 ? 4 : 8;
+            xr = _pendingX + (ulong)((long)r * k * 4);
+            for (int i = 0; i < count; i++)
+            {
+                int width = _pending.End[i] - (i == 0 ? 0 : _pending.End[i - 1]);
+                parts.Output[i] = _pending.Output[i] + (ulong)((long)r * width * 4);
+            }
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args, _options.DependentLaunch);
+        }
+        _activeProfiler?.End();
+    }
+
+    // Gate and up GEMVs with SwiGLU, 8 rows of the input a launch.
+    private void GemvSwiGlu(LinearParts parts, int k, int rows, ulong swiglu)
+    {
+        int n = parts.End[0], chunk = 0;
+        ulong gw = parts.Weight[0], uw = parts.Weight[1], xr = 0, gate = 0, up = 0, y = 0;
+        var fn = $"gemv_swiglu_{Suffix(_pendingType)}_";
+        void** args = stackalloc void*[] { &gw, &uw, &xr, &k, &chunk, &n, &gate, &up, &y };
+        _activeProfiler?.Begin($"linear {2 * n}x{k} gemv (2 fused, swiglu)");
+        for (int r = 0; r < rows; r += GemvRows)
+        {
+            chunk = Math.Min(GemvRows, rows - r);
+            int m = chunk == 1 ? 1 : chunk == 2 ? 2 : chunk <= 4 ? 4 : 8;
+            long at = (long)r * n * 4;
+            xr = _pendingX + (ulong)((long)r * k * 4);
+            (gate, up, y) = (parts.Output[0] + (ulong)at, parts.Output[1] + (ulong)at, swiglu + (ulong)at);
+            Run(fn + m, (uint)((n + 7) / 8), 1, 1, 256, 1, 0, args, _options.DependentLaunch);
+        }
+        _activeProfiler?.End();
+    }
+
+    // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), then the epilogue that adds the lo
+    // half, the biases and scatters the columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a
+    // lone part without bias or lo half is written in place.
+    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count, ulong swiglu)
+    {
+        EnsureCublas();
+        int n = parts.End[2];
+        long outCount = (long)rows * n;
+        float one = 1f, zero = 0f;
+        int halves = dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+        bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0 && swiglu == 0;
+        if (!direct)
+            Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
+        ulong output = direct ? parts.Output[0] : _gemmOut, weight = parts.Weight[0];
+        if (dtype == DType.F32)
+        {
+            // Pedantic: no TF32 behind float32 weights, whose models expect float32 results.
+            Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.PedanticMath), "cublasSetMathMode");
+            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, weight, Cublas.R32F, k, x, Cublas.R32F, k,
+                &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
+        }
+        else
+        {
+            long inCount = (long)rows * k;
+            Grow(ref _gemmIn, ref _gemmInBytes, halves * inCount * 2, "GEMM activations");
+            ulong input = _gemmIn;
+            int remainder = halves - 1;
+            void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
+            Run("split_" + Suffix(dtype), Blocks(inCount), 1, 1, 256, 1, 0, split);
+            int type = dtype == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
+            Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
+            Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, halves * rows, k, &one, weight, type, k, input, type, k,
+                &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
+        }
+        if (direct)
+            return;
+        int two = halves - 1;
+        if (swiglu != 0)
+        {
+            ulong gate = parts.Output[0], up = parts.Output[1];
+            int width = parts.End[0];
+            void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width };
+            Run("swiglu_epilogue", Blocks((long)rows * width), 1, 1, 256, 1, 0, glu);
+            return;
+        }
+        void** args = stackalloc void*[] { &output, &two, &parts, &rows };
+        Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count)
+    {
+        if (Deferred(new StepOperation(OperationKind.SiluMul, gate, up, y, L0: count)))
+            return;
+        ulong g = Ptr(gate), u = Ptr(up), yp = Ptr(y);
+        // Right after the gate and up linears of the same rows: SwiGLU runs in their GEMV or GEMM epilogue.
+        if (_pendingCount == 2 && _pending.Output[0] == g && _pending.Output[1] == u && _pending.Bias[0] == 0 && _pending.Bias[1] == 0
+            && _pending.End[1] == 2 * _pending.End[0] && (long)_pendingRows * _pending.End[0] == count)
+        {
+            FlushLinears(yp);
+            return;
+        }
+        Flush();
+        LaunchSiluMul(g, u, yp, count);
+    }
+
+    private void LaunchSiluMul(ulong g, ulong u, ulong yp, long count)
+    {
+        void** args = stackalloc void*[] { &g, &u, &yp, &count };
+        _activeProfiler?.Begin("silu_mul");
+        Run("silu_mul", Blocks(count), 1, 1, 256, 1, 0, args);
+        _activeProfiler?.End();
+    }
+
+    /// <inheritdoc />
+    public void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        // Consecutive linears of one input are already queued and launched together by Linear.
+        for (int i = 0; i < weights.Length; i++)
+            Linear(x, rows, weights[i], biases[i], outputs[i]);
+    }
+}
