@@ -82,7 +82,7 @@ public sealed unsafe partial class CudaBackend
         }
         // A block computes up to 8 query heads of one KV head (the group cut into chunks of a power of two: 7 runs as 8).
         int group = heads / kvHeads;
-        int wpb = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8, chunks = (group + wpb - 1) / wpb;
+        int headsPerBlock = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8, chunks = (group + headsPerBlock - 1) / headsPerBlock;
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
         int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
         long blocks = (long)gridX * gridY;
@@ -102,8 +102,8 @@ public sealed unsafe partial class CudaBackend
             tileList = _tileCount > 0 ? _meta + (ulong)_tilesOff : 0, partial = _partial, counters = _counters;
         int blockSize = kv.Shape.BlockSize;
         int warps = tokensPerBlock;
-        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * wpb * headDim) * 4);
-        string kernel = $"attention_{type}_{wpb}_{(headDim <= 128 ? 4 : 8)}";
+        uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headsPerBlock * headDim) * 4);
+        string kernel = $"attention_{type}_{headsPerBlock}_{(headDim <= 128 ? 4 : 8)}";
         var fn = _device.Function(kernel);
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
             Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, PromptAttentionShared), "cuFuncSetAttribute(attention)");
