@@ -1,3 +1,4 @@
+using System.Numerics;
 using Turbine.Backends.Cuda.Native;
 using Turbine.Core.Models;
 using Turbine.Engine.Backends;
@@ -80,9 +81,7 @@ public sealed unsafe partial class CudaBackend
             DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow);
             return;
         }
-        // A block computes up to 8 query heads of one KV head (the group cut into chunks of a power of two: 7 runs as 8).
-        int group = heads / kvHeads;
-        int headsPerBlock = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8, chunks = (group + headsPerBlock - 1) / headsPerBlock;
+        var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads);
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
         int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
         long blocks = (long)gridX * gridY;
@@ -117,13 +116,22 @@ public sealed unsafe partial class CudaBackend
         _activeProfiler?.End();
     }
 
+    // Both attention kernels give a block the query heads of one KV head, at most MaxBlockHeads of them, and come in
+    // blocks of 1, 2, 4 or 8 heads: a group is cut into `chunks` equal blocks, each rounded up to a power of two (a group
+    // of 7 runs as 8 with one idle).
+    private static (int HeadsPerBlock, int Chunks) GroupBlocks(int group)
+    {
+        int chunks = (group + MaxBlockHeads - 1) / MaxBlockHeads, perBlock = (group + chunks - 1) / chunks;
+        return ((int)BitOperations.RoundUpToPowerOf2((uint)perBlock), chunks);
+    }
+
     // Decode steps whose K/V rows are whole 16-byte chunks: attention_decode_* (turbine.cu), a block of 4 warps per (token,
     // up to 8 query heads of one KV head, key split). Every launch argument depends on the step's shape alone, as graphs need.
     private void DecodeAttention(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int tokens, int heads, int kvHeads, int headDim,
         float scale, int slidingWindow)
     {
-        int group = heads / kvHeads, chunks = (group + DecodeMaxHeads - 1) / DecodeMaxHeads, perBlock = (group + chunks - 1) / chunks;
-        int log2Heads = perBlock == 1 ? 0 : perBlock == 2 ? 1 : perBlock <= 4 ? 2 : 3, blockHeads = 1 << log2Heads;
+        var (blockHeads, chunks) = GroupBlocks(heads / kvHeads);
+        int log2Heads = BitOperations.Log2((uint)blockHeads);
         int rowChunks = headDim * kv.ElementBytes / 16;
         long slotBytes = DecodeKeys * (((rowChunks + 1) | 1) + rowChunks) * 16L;
         // Ring slots per warp: the copies of all but one stay in flight while the warp computes that one.

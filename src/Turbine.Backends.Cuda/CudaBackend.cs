@@ -22,10 +22,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private const int MaxHeadDim = 256;
     // Key splits of one attention launch at most (decode of small batches: batch 1 of 8 head groups wants 66).
     private const int MaxSplits = 64;
-    // attention_decode_*: warps a block, keys a warp takes per round, query heads a block at most.
+    // attention_decode_*: warps a block, keys a warp takes per round.
     private const int DecodeWarps = 4;
     private const int DecodeKeys = 8;
-    private const int DecodeMaxHeads = 8;
+    // Query heads of one KV head that an attention block (prompt or decode) computes at most.
+    private const int MaxBlockHeads = 8;
     // Shared memory for a decode block's K/V ring: float32 rows of 128 get 2 slots a warp (3 blocks an SM), 16-bit ones 3
     // (4 blocks an SM). 100 KB (one slot more, fewer blocks) measured 4-6% faster at batch 64 on float32 but 18% slower at
     // batch 256, and up to 37% slower on f16.
