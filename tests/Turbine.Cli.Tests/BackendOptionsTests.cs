@@ -19,24 +19,6 @@ public sealed class BackendOptionsTests : IDisposable
     private static ParseResult Parse(BackendOptions options, params string[] args) =>
         new RootCommand { options.Device, options.KvCacheDtype, options.GemmPrecision }.Parse(args);
 
-    private static async Task<(int Exit, string Out, string Error)> Invoke(Command command, params string[] args)
-    {
-        var (originalOut, originalError) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int exit = await command.Parse(args).InvokeAsync();
-            return (exit, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(originalOut);
-            Console.SetError(originalError);
-        }
-    }
-
     [Theory]
     [InlineData("f32", CudaKvCacheType.F32)]
     [InlineData("f16", CudaKvCacheType.F16)]
@@ -140,7 +122,7 @@ public sealed class BackendOptionsTests : IDisposable
     public async Task EveryCommandRefusesCudaPrecisionsOnTheCpu(string[] precision, string given)
     {
         var workload = Path.Combine(_dir, "workload.json");
-        var (exit, _, _) = await Invoke(BenchCommand.Create(), "dataset", "token-norm-dist", "--num-requests", "2", "--input-mean", "8",
+        var (exit, _, _) = await ConsoleCapture.InvokeAsync(BenchCommand.Create(), "dataset", "token-norm-dist", "--num-requests", "2", "--input-mean", "8",
             "--output-mean", "2", "--vocab-size", "1024", "--output", workload);
         Assert.Equal(0, exit);
         (Func<Command> Command, string[] Args)[] commands =
@@ -152,7 +134,7 @@ public sealed class BackendOptionsTests : IDisposable
         ];
         foreach (var (command, args) in commands)
         {
-            (exit, var output, var error) = await Invoke(command(), [.. args, "--device", "cpu", .. precision]);
+            (exit, var output, var error) = await ConsoleCapture.InvokeAsync(command(), [.. args, "--device", "cpu", .. precision]);
             Assert.Equal(1, exit);
             Assert.Equal($"error: {given} to the CUDA backend only: the CPU backend keeps float32 K/V and float32 GEMMs", error.Trim());
             Assert.Equal("", output);
@@ -160,7 +142,7 @@ public sealed class BackendOptionsTests : IDisposable
             // auto falls back to the CPU where there is no GPU, and the options are refused there too.
             if (CudaBackend.IsAvailable(out _))
                 continue;
-            (exit, output, error) = await Invoke(command(), [.. args, "--device", "auto", .. precision]);
+            (exit, output, error) = await ConsoleCapture.InvokeAsync(command(), [.. args, "--device", "auto", .. precision]);
             Assert.Equal(1, exit);
             Assert.Equal($"error: {given} to the CUDA backend only: --device auto found no GPU, and the CPU backend keeps float32 K/V and float32 GEMMs",
                 error.Trim());

@@ -21,23 +21,8 @@ public sealed class BenchCommandTests : IDisposable
         return (exit, output);
     }
 
-    private static async Task<(int Exit, string Out, string Error)> InvokeWithErrors(params string[] args)
-    {
-        var (originalOut, originalError) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int exit = await BenchCommand.Create().Parse(args).InvokeAsync();
-            return (exit, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(originalOut);
-            Console.SetError(originalError);
-        }
-    }
+    private static Task<(int Exit, string Out, string Error)> InvokeWithErrors(params string[] args) =>
+        ConsoleCapture.InvokeAsync(BenchCommand.Create(), args);
 
     private async Task<string> Workload()
     {
@@ -195,6 +180,3 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(1, exit);
     }
 }
-
-[CollectionDefinition(nameof(ConsoleCollection), DisableParallelization = true)]
-public sealed class ConsoleCollection;
