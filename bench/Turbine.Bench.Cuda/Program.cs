@@ -233,13 +233,19 @@ static int Profile(string model, int batchSize, int context, int steps)
     for (int i = 0; i < steps; i++)
         wall.Add(Step(context + i));
     wall.Sort();
+    PrintProfile(backend, steps, $"wall median {wall[steps / 2]:F3} ms, ");
+    return 0;
+}
+
+// The profiler's totals per step, largest first, as a table.
+static void PrintProfile(CudaBackend backend, int steps, string wall)
+{
     var profile = backend.Profile.OrderByDescending(p => p.Value.Milliseconds).ToArray();
     double sum = profile.Sum(p => p.Value.Milliseconds) / steps;
-    Console.WriteLine($"with events around every operation: wall median {wall[steps / 2]:F3} ms, sum of operation times {sum:F3} ms");
+    Console.WriteLine($"with events around every operation: {wall}sum of operation times {sum:F3} ms");
     Console.WriteLine("| operation | ms / step | calls / step | share |");
     foreach (var (name, (ms, calls)) in profile)
         Console.WriteLine($"| {name} | {ms / steps:F3} | {calls / steps} | {ms / steps / sum:P1} |");
-    return 0;
 }
 
 static int ProfilePrompt(string model, int batchSize, int prompt)
@@ -273,12 +279,7 @@ static int ProfilePrompt(string model, int batchSize, int prompt)
     backend.Synchronize();
     backend.ResetProfile();
     Step();
-    var profile = backend.Profile.OrderByDescending(p => p.Value.Milliseconds).ToArray();
-    double sum = profile.Sum(p => p.Value.Milliseconds);
-    Console.WriteLine($"with events around every operation: sum of operation times {sum:F1} ms");
-    Console.WriteLine("| operation | ms | calls | share |");
-    foreach (var (name, (ms, calls)) in profile)
-        Console.WriteLine($"| {name} | {ms:F2} | {calls} | {ms / sum:P1} |");
+    PrintProfile(backend, 1, "");
     return 0;
 }
 
