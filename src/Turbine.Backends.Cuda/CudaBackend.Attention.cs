@@ -50,20 +50,27 @@ public sealed unsafe partial class CudaBackend
             return;
         var kv = (CudaKvCache)cache;
         ulong qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output);
-        FlushLinears();
         var batch = Step;
         if (heads % kvHeads != 0)
             throw new ArgumentException($"{heads} query heads are not a multiple of {kvHeads} KV heads");
         int tokens = batch.TokenCount, kvDim = kvHeads * headDim, half = batch.RotaryHalfDim;
+        bool rotary = _rotaryPending && _rotaryQ == qp && _rotaryK == kp && _rotaryHeads == heads && _rotaryKvHeads == kvHeads
+            && _rotaryHeadDim == headDim;
+        // Straight after the q/k/v GEMM: its epilogue (halves, biases) runs in the RoPE + KV write.
+        QkvSource source = default;
+        if (_pendingCount > 0)
+            FlushLinears();
+        bool fresh = rotary && TakeLazyQkv(qp, kp, vp, heads * headDim, kvDim, tokens, out source);
+        Materialize();
         string type = kv.Suffix;
         ulong slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
-        if (_rotaryPending && _rotaryQ == qp && _rotaryK == kp && _rotaryHeads == heads && _rotaryKvHeads == kvHeads && _rotaryHeadDim == headDim)
+        if (rotary)
         {
             _rotaryPending = false;
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
             int interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
-            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half, &interleaved };
-            _activeProfiler?.Begin("rope + kv_write");
+            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half, &interleaved, &source };
+            _activeProfiler?.Begin(fresh ? "rope + kv_write (with the q/k/v epilogue)" : "rope + kv_write");
             Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
             _activeProfiler?.End();
         }

@@ -15,6 +15,23 @@ public sealed unsafe partial class CudaBackend
     private int _pendingRows, _pendingK;
     private DType _pendingType;
 
+    // The last GEMM's result, not yet scattered to its outputs (with Fuse): the next operation sums its halves and biases
+    // itself when it reads those outputs (add + RMSNorm after the o and down linears, RoPE + KV write after q/k/v), and
+    // anything else launches linear_epilogue first (Materialize).
+    private bool _lazyPending;
+    private LinearParts _lazy;
+    private int _lazyCount, _lazyRows, _lazyTwo;
+    private ulong _lazyAcc;
+
+    // _gemmIn holds the 16-bit split of the first _splitCount floats of _splitOf, written by the kernel launched last
+    // (Run clears it): the GEMM that reads that buffer next skips its own split.
+    private ulong _splitOf;
+    private long _splitCount;
+    private int _splitHalves;
+    private DType _splitType;
+    // The dtype of the last GEMM's 16-bit weights (F32: none yet): what an RMSNorm in front of the next one splits into.
+    private DType _gemmType = DType.F32;
+
     // The kernels' LinearParts: weights, biases (0: none) and outputs of up to three linears, and where each one's
     // columns end in the stacked output.
     private struct LinearParts
@@ -67,6 +84,7 @@ public sealed unsafe partial class CudaBackend
 
     private void FlushLinears(ulong swiglu)
     {
+        Materialize();
         int count = _pendingCount;
         if (count == 0)
             return;
@@ -102,6 +120,8 @@ public sealed unsafe partial class CudaBackend
                 one.End[0] = one.End[1] = one.End[2] = parts.End[i] - (i == 0 ? 0 : parts.End[i - 1]);
                 _activeProfiler?.Begin($"linear {one.End[0]}x{k} gemm");
                 Gemm(_pendingType, k, _pendingX, rows, one, 1, 0);
+                // The next part's GEMM reuses the result buffer.
+                Materialize();
                 _activeProfiler?.End();
             }
             if (swiglu != 0)
@@ -155,14 +175,15 @@ public sealed unsafe partial class CudaBackend
 
     // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), then the epilogue that adds the lo
     // half, the biases and scatters the columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a
-    // lone part without bias or lo half is written in place.
+    // lone part without bias or lo half is written in place. With Fuse the epilogue is left to the next operation
+    // (see _lazyPending), and the SwiGLU epilogue also writes the down GEMM's 16-bit input.
     private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count, ulong swiglu)
     {
         EnsureCublas();
         int n = parts.End[2];
         long outCount = (long)rows * n;
         float one = 1f, zero = 0f;
-        int halves = dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+        int halves = Halves(dtype);
         bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0 && swiglu == 0;
         if (!direct)
             Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
@@ -179,9 +200,13 @@ public sealed unsafe partial class CudaBackend
             long inCount = (long)rows * k;
             Grow(ref _gemmIn, ref _gemmInBytes, halves * inCount * 2, "GEMM activations");
             ulong input = _gemmIn;
-            int remainder = halves - 1;
-            void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
-            Run("split_" + Suffix(dtype), Blocks(inCount), 1, 1, 256, 1, 0, split);
+            if (!(_splitOf == x && _splitCount == inCount && _splitHalves == halves && _splitType == dtype))
+            {
+                int remainder = halves - 1;
+                void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
+                Run("split_" + Suffix(dtype), Blocks(inCount), 1, 1, 256, 1, 0, split);
+            }
+            _gemmType = dtype;
             int type = dtype == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
             Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
             Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, halves * rows, k, &one, weight, type, k, input, type, k,
@@ -194,12 +219,85 @@ public sealed unsafe partial class CudaBackend
         {
             ulong gate = parts.Output[0], up = parts.Output[1];
             int width = parts.End[0];
-            void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width };
-            Run("swiglu_epilogue", Blocks((long)rows * width), 1, 1, 256, 1, 0, glu);
+            long yCount = (long)rows * width;
+            // The down GEMM that follows reads y as its input: split it here, while y is in registers.
+            bool splitY = _options.Fuse && dtype != DType.F32;
+            ulong split = 0;
+            if (splitY)
+            {
+                Grow(ref _gemmIn, ref _gemmInBytes, halves * yCount * 2, "GEMM activations");
+                split = _gemmIn;
+            }
+            void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width, &split, &two };
+            Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
+            if (splitY)
+                (_splitOf, _splitCount, _splitHalves, _splitType) = (swiglu, yCount, halves, dtype);
             return;
         }
+        if (_options.Fuse)
+        {
+            (_lazyPending, _lazy, _lazyCount, _lazyRows, _lazyTwo, _lazyAcc) = (true, parts, count, rows, two, output);
+            return;
+        }
+        LinearEpilogue(output, two, parts, rows);
+    }
+
+    private int Halves(DType dtype) => dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+
+    private void LinearEpilogue(ulong output, int two, LinearParts parts, int rows)
+    {
+        long outCount = (long)rows * parts.End[2];
         void** args = stackalloc void*[] { &output, &two, &parts, &rows };
         Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
+    }
+
+    // Scatters a GEMM result left for the next operation, which turned out not to read it itself.
+    private void Materialize()
+    {
+        if (!_lazyPending)
+            return;
+        _lazyPending = false;
+        _activeProfiler?.Begin("linear epilogue");
+        LinearEpilogue(_lazyAcc, _lazyTwo, _lazy, _lazyRows);
+        _activeProfiler?.End();
+    }
+
+    // Takes the pending GEMM result when it is exactly the single linear output `output` of rows × width (and nothing
+    // else is queued that could overwrite the GEMM buffers first): its float32 result, lo half flag and bias.
+    private bool TakeLazy(ulong output, int rows, int width, out ulong acc, out int two, out ulong bias)
+    {
+        (acc, two, bias) = (0, 0, 0);
+        if (!_lazyPending || _pendingCount != 0 || _lazyCount != 1 || _lazy.Output[0] != output || _lazyRows != rows || _lazy.End[0] != width)
+            return false;
+        _lazyPending = false;
+        (acc, two, bias) = (_lazyAcc, _lazyTwo, _lazy.Bias[0]);
+        return true;
+    }
+
+    // Takes the pending GEMM result when it is the stacked q | k | v linears of these outputs and widths.
+    private bool TakeLazyQkv(ulong q, ulong k, ulong v, int qDim, int kvDim, int rows, out QkvSource source)
+    {
+        source = default;
+        var l = _lazy;
+        if (!_lazyPending || _pendingCount != 0 || _lazyCount != 3 || _lazyRows != rows || l.Output[0] != q || l.Output[1] != k || l.Output[2] != v
+            || l.End[0] != qDim || l.End[1] != qDim + kvDim || l.End[2] != qDim + 2 * kvDim)
+            return false;
+        _lazyPending = false;
+        source.Acc = _lazyAcc;
+        source.Lo = _lazyTwo != 0 ? (long)rows * l.End[2] : 0;
+        source.N = l.End[2];
+        for (int i = 0; i < 3; i++)
+            source.Bias[i] = l.Bias[i];
+        return true;
+    }
+
+    // The kernels' QkvSource: a stacked q/k/v GEMM result that rope_kv_write sums itself.
+    private struct QkvSource
+    {
+        public ulong Acc;
+        public long Lo;
+        public int N;
+        public fixed ulong Bias[3];
     }
 
     /// <inheritdoc />

@@ -318,21 +318,38 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private void Norm(ulong x, ulong delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y)
     {
         var w = (CudaWeight)weight;
-        ulong wp = w.Pointer, yp = Ptr(y);
-        int width = (int)w.Shape[0];
+        ulong wp = w.Pointer, yp = Ptr(y), acc = 0, bias = 0;
+        int width = (int)w.Shape[0], accTwo = 0;
+        // Straight after the linear that wrote delta: its epilogue (halves, bias) runs here.
+        if (_pendingCount > 0)
+            FlushLinears();
+        bool fused = delta != 0 && TakeLazy(delta, rows, width, out acc, out accTwo, out bias);
         Flush();
-        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width };
+        // In GEMM steps y is the next GEMM's input: its 16-bit split is written here too.
+        DType splitType = _gemmType;
+        int halves = Halves(splitType), splitTwo = halves - 1;
+        ulong split = 0;
+        long count = (long)rows * width;
+        if (_options.Fuse && splitType != DType.F32 && rows > _options.GemvMaxRows)
+        {
+            Grow(ref _gemmIn, ref _gemmInBytes, halves * count * 2, "GEMM activations");
+            split = _gemmIn;
+        }
+        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
         // 256 threads hold a 4096-wide row as four float4 each (the kernel keeps up to eight per thread in registers).
         uint threads = width > 8192 ? 1024u : width >= 1024 ? 256u : 128u;
-        _activeProfiler?.Begin("rmsnorm");
-        Run("rmsnorm", (uint)rows, 1, 1, threads, 1, 0, args);
+        _activeProfiler?.Begin(fused ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
+        Run(splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
         _activeProfiler?.End();
+        if (split != 0)
+            (_splitOf, _splitCount, _splitHalves, _splitType) = (yp, count, halves, splitType);
     }
 
     // Everything queued is launched before an operation that is not fused with it.
     private void Flush()
     {
         FlushLinears();
+        Materialize();
         FlushRotary();
     }
 
@@ -440,6 +457,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 
     private void Run(string kernel, uint gx, uint gy, uint gz, uint bx, uint by, uint shared, void** args, bool dependent = false)
     {
+        // Any kernel may write the buffer whose split _gemmIn holds.
+        _splitOf = 0;
         _device.MakeCurrent();
         _device.Launch(_device.Function(kernel), kernel, gx, gy, gz, bx, by, shared, args, dependent && _activeProfiler is null);
     }

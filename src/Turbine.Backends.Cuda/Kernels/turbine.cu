@@ -128,10 +128,27 @@ extern "C" __global__ void embed_bf16(const u16* t, const int* tok, float* y, in
 extern "C" __global__ void embed_f16(const u16* t, const int* tok, float* y, int w) { embed<F16>(t, tok, y, w); }
 
 // ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
-extern "C" __global__ void rmsnorm(float* residual, const float* delta, const float* weight, float eps, float* y, int width)
+// Fused with its neighbours in GEMM steps, to save a launch and a pass over memory each:
+// - delta may come straight from the previous GEMM's float32 result acc [rows × width] (plus its lo half's result after
+//   it when accTwo, plus bias): it is summed here and also written to delta, which then holds what the linear's epilogue
+//   would have written;
+// - the normalised rows may also go to split as 16-bit hi (and, when splitTwo, the rounding remainder lo after all
+//   rows): the next GEMM's input, which it would otherwise convert in a kernel of its own.
+template <class S>
+__device__ __forceinline__ void put_split(typename S::T* split, long long i, long long count, int two, float v)
+{
+    v = S::fit(v);
+    typename S::T hi = S::put(v);
+    split[i] = hi;
+    if (two) split[count + i] = S::put(v - S::widen(hi));
+}
+
+template <class S>
+__device__ void rmsnorm_rows(float* residual, float* delta, const float* weight, float eps, float* y, int width, const float* acc,
+    int accTwo, const float* bias, typename S::T* split, int splitTwo)
 {
     launch_dependents();
-    long long base = (long long)blockIdx.x * width;
+    const long long base = (long long)blockIdx.x * width, count = (long long)gridDim.x * width;
     float* x = residual + base;
     if ((width & 3) == 0 && width <= 32 * (int)blockDim.x)
     {
@@ -149,7 +166,24 @@ extern "C" __global__ void rmsnorm(float* residual, const float* delta, const fl
                 float4 a = x4[i];
                 if (delta != 0)
                 {
-                    float4 b = ((const float4*)(delta + base))[i];
+                    float4 b;
+                    if (acc != 0)
+                    {
+                        b = ((const float4*)(acc + base))[i];
+                        if (accTwo)
+                        {
+                            float4 l = ((const float4*)(acc + count + base))[i];
+                            b.x += l.x; b.y += l.y; b.z += l.z; b.w += l.w;
+                        }
+                        if (bias != 0)
+                        {
+                            float4 c = ((const float4*)bias)[i];
+                            b.x += c.x; b.y += c.y; b.z += c.z; b.w += c.w;
+                        }
+                        ((float4*)(delta + base))[i] = b;
+                    }
+                    else
+                        b = ((const float4*)(delta + base))[i];
                     a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
                     x4[i] = a;
                 }
@@ -165,7 +199,16 @@ extern "C" __global__ void rmsnorm(float* residual, const float* delta, const fl
             if (i < w4)
             {
                 float4 g = ((const float4*)weight)[i], a = v[u];
-                ((float4*)(y + base))[i] = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
+                float4 r = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
+                ((float4*)(y + base))[i] = r;
+                if (split != 0)
+                {
+                    long long at = base + 4 * i;
+                    put_split<S>(split, at, count, splitTwo, r.x);
+                    put_split<S>(split, at + 1, count, splitTwo, r.y);
+                    put_split<S>(split, at + 2, count, splitTwo, r.z);
+                    put_split<S>(split, at + 3, count, splitTwo, r.w);
+                }
             }
         }
         return;
@@ -176,14 +219,34 @@ extern "C" __global__ void rmsnorm(float* residual, const float* delta, const fl
         float v = x[i];
         if (delta != 0)
         {
-            v += delta[base + i];
+            float d;
+            if (acc != 0)
+            {
+                d = acc[base + i];
+                if (accTwo) d += acc[count + base + i];
+                if (bias != 0) d += bias[i];
+                delta[base + i] = d;
+            }
+            else
+                d = delta[base + i];
+            v += d;
             x[i] = v;
         }
         ss += v * v;
     }
     float inv = rsqrtf(block_sum(ss) / width + eps);
-    for (int i = threadIdx.x; i < width; i += blockDim.x) y[base + i] = weight[i] * (x[i] * inv);
+    for (int i = threadIdx.x; i < width; i += blockDim.x)
+    {
+        float r = weight[i] * (x[i] * inv);
+        y[base + i] = r;
+        if (split != 0) put_split<S>(split, base + i, count, splitTwo, r);
+    }
 }
+#define RMSNORM(TYPE, NAME) \
+    extern "C" __global__ void rmsnorm_##NAME(float* residual, float* delta, const float* weight, float eps, float* y, int width, \
+        const float* acc, int accTwo, const float* bias, TYPE::T* split, int splitTwo) \
+    { rmsnorm_rows<TYPE>(residual, delta, weight, eps, y, width, acc, accTwo, bias, split, splitTwo); }
+RMSNORM(BF16, bf16) RMSNORM(F16, f16)
 
 // ---- GEMV for few rows: y[m, j] = x[m] · W[j] + bias[j]; one warp per output column j, M rows at once ------------
 // Up to three linears of the same input run as one launch (q/k/v, gate/up): their outputs are stacked, part p owning
@@ -403,8 +466,11 @@ extern "C" __global__ void linear_epilogue(const float* acc, int two, LinearPart
 }
 
 // The stacked gate/up GEMM's result [rows × 2·width] (+ its lo half after it when two) as gate, up and
-// y = silu(gate) * up, in place of linear_epilogue and silu_mul.
-extern "C" __global__ void swiglu_epilogue(const float* acc, int two, float* gate, float* up, float* y, int rows, int width)
+// y = silu(gate) * up, in place of linear_epilogue and silu_mul; y also goes to split as the down GEMM's 16-bit input
+// (hi, and lo after all rows when splitTwo) when split is set.
+template <class S>
+__device__ void swiglu_rows(const float* acc, int two, float* gate, float* up, float* y, int rows, int width, typename S::T* split,
+    int splitTwo)
 {
     long long count = (long long)rows * width, total = 2 * count;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
@@ -418,9 +484,16 @@ extern "C" __global__ void swiglu_epilogue(const float* acc, int two, float* gat
         }
         gate[i] = g;
         up[i] = u;
-        y[i] = g / (1.f + expf(-g)) * u;
+        float v = g / (1.f + expf(-g)) * u;
+        y[i] = v;
+        if (split != 0) put_split<S>(split, i, count, splitTwo, v);
     }
 }
+#define SWIGLU_EPILOGUE(TYPE, NAME) \
+    extern "C" __global__ void swiglu_epilogue_##NAME(const float* acc, int two, float* gate, float* up, float* y, int rows, int width, \
+        TYPE::T* split, int splitTwo) \
+    { swiglu_rows<TYPE>(acc, two, gate, up, y, rows, width, split, splitTwo); }
+SWIGLU_EPILOGUE(BF16, bf16) SWIGLU_EPILOGUE(F16, f16)
 
 // ---- rotary over q and k in place, with the step's cos/sin rows: pair i is (i, i + half) (neox), or (2i, 2i + 1) when
 // interleaved (GPT-J); dimensions past 2 * half are left as they are (partial rotary) -------------------------------
@@ -563,45 +636,74 @@ extern "C" __global__ void kv_write_f16(const float* k, const float* v, const in
 
 // ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch, one
 // block per (token, head), and one more per token for v (and k's dimensions past the rotary ones, partial rotary) ----
-template <class KV>
-__device__ void rope_kv_write(float* q, float* k, const float* v, const float* cosTable, const float* sinTable, const int* slots,
-    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved)
+// With src.acc set, q, k and v are not written yet: they are the stacked q/k/v GEMM's float32 result (columns q | k | v
+// of n, plus the lo half's result src.lo floats further, plus the biases), summed here and written to q, k and v, in
+// place of the linear's epilogue.
+struct QkvSource
 {
-    const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim;
+    const float* acc;
+    long long lo;
+    int n;
+    const float* bias[3];
+};
+
+__device__ __forceinline__ float qkv_at(const QkvSource& src, int part, long long row, int start, int j)
+{
+    long long i = row * src.n + start + j;
+    float v = src.acc[i];
+    if (src.lo != 0) v += src.acc[src.lo + i];
+    const float* b = part == 0 ? src.bias[0] : part == 1 ? src.bias[1] : src.bias[2];
+    if (b != 0) v += b[j];
+    return v;
+}
+
+template <class KV>
+__device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTable, const float* sinTable, const int* slots,
+    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src)
+{
+    const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim, qDim = heads * headDim;
     const long long dst = (long long)slot * kvDim;
+    const bool fresh = src.acc != 0;
     if (h < heads + kvHeads)
     {
         const bool key = h >= heads;
-        float* x = key ? k + ((long long)t * kvHeads + (h - heads)) * headDim : q + ((long long)t * heads + h) * headDim;
+        const int part = key ? 1 : 0, j0 = (key ? h - heads : h) * headDim, start = key ? qDim : 0;
+        float* x = key ? k + (long long)t * kvDim + j0 : q + (long long)t * qDim + j0;
         for (int i = threadIdx.x; i < half; i += blockDim.x)
         {
             float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
             int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
-            float a = x[i1], b = x[i2];
+            float a = fresh ? qkv_at(src, part, t, start, j0 + i1) : x[i1];
+            float b = fresh ? qkv_at(src, part, t, start, j0 + i2) : x[i2];
             float ra = a * c - b * s, rb = b * c + a * s;
             x[i1] = ra;
             x[i2] = rb;
             if (key && slot >= 0)
             {
-                long long o = dst + (long long)(h - heads) * headDim;
+                long long o = dst + j0;
                 kc[o + i1] = KV::put(ra);
                 kc[o + i2] = KV::put(rb);
             }
         }
+        if (fresh)
+            for (int d = 2 * half + threadIdx.x; d < headDim; d += blockDim.x) x[d] = qkv_at(src, part, t, start, j0 + d);
         return;
     }
-    if (slot < 0) return;
     for (int d = threadIdx.x; d < kvDim; d += blockDim.x)
     {
-        long long src = (long long)t * kvDim + d;
-        if (d % headDim >= 2 * half) kc[dst + d] = KV::put(k[src]);
-        vc[dst + d] = KV::put(v[src]);
+        long long at = (long long)t * kvDim + d;
+        float value = fresh ? qkv_at(src, 2, t, qDim + kvDim, d) : v[at];
+        if (fresh) v[at] = value;
+        if (slot < 0) continue;
+        // k's dimensions past the rotary ones: read from the source, since another block writes them to k.
+        if (d % headDim >= 2 * half) kc[dst + d] = KV::put(fresh ? qkv_at(src, 1, t, qDim, d) : k[at]);
+        vc[dst + d] = KV::put(value);
     }
 }
 #define ROPE_KV_WRITE(TYPE, NAME) \
-    extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, const float* v, const float* c, const float* s, const int* slots, \
-        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved) \
-    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half, interleaved); }
+    extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, float* v, const float* c, const float* s, const int* slots, \
+        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src) \
+    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half, interleaved, src); }
 ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 
 // ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
