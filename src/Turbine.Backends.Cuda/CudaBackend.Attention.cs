@@ -89,6 +89,11 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads);
+        if (_tileCount > 0 && headDim == TensorCoreHeadDim && _options.TensorCoreAttention)
+        {
+            PromptAttentionTensorCores(kv, qp, op, kc, vc, heads, kvHeads, headsPerBlock, chunks, scale, slidingWindow);
+            return;
+        }
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
         int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
         long blocks = (long)gridX * gridY;
@@ -120,6 +125,26 @@ public sealed unsafe partial class CudaBackend
         };
         _activeProfiler?.Begin("attention");
         _device.Launch(fn, kernel, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
+        _activeProfiler?.End();
+    }
+
+    // Prompt attention on tensor cores (attention_tc_*): a block per (query tile, heads of one KV head), a warp per head,
+    // keys in tiles of 64 staged once for the block; one key split.
+    private void PromptAttentionTensorCores(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int heads, int kvHeads, int headsPerBlock,
+        int chunks, float scale, int slidingWindow)
+    {
+        ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, tileList = _meta + (ulong)_tilesOff;
+        int blockSize = kv.Shape.BlockSize;
+        string kernel = $"attention_tc_{kv.Suffix}_{headsPerBlock}";
+        var fn = _device.Function(kernel);
+        if (_sharedRaised.Add(fn))
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, TensorCoreAttentionShared), "cuFuncSetAttribute(attention_tc)");
+        void** args = stackalloc void*[]
+        {
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow,
+        };
+        _activeProfiler?.Begin("attention (tensor cores)");
+        _device.Launch(fn, kernel, (uint)_tileCount, (uint)(kvHeads * chunks), 1, 32, (uint)headsPerBlock, TensorCoreAttentionShared, args);
         _activeProfiler?.End();
     }
 

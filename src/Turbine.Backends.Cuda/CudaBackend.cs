@@ -35,6 +35,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // Dynamic shared memory the prompt attention kernels opt into: the most any of them needs (8 heads of 256 dims for
     // 16 tokens, 193 KB), under sm_90's 227 KB a block.
     private const int PromptAttentionShared = 200 * 1024;
+    // attention_tc_*: the head width it takes, and its K/V tiles (64 keys, f16 hi and lo of K and V, rows of 136).
+    private const int TensorCoreHeadDim = 128;
+    private const int TensorCoreAttentionShared = 4 * 64 * 136 * 2;
 
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;

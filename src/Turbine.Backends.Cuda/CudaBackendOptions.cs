@@ -43,6 +43,12 @@ public sealed record CudaBackendOptions
     /// </summary>
     public bool DependentLaunch { get; init; } = true;
 
+    /// <summary>
+    /// Prompt steps of head width 128 compute attention on tensor cores, every operand split into f16 hi + lo (float32-like
+    /// accuracy; |q·scale·log2 e|, |k| and |v| saturate at 65504), instead of the float32 CUDA-core kernel.
+    /// </summary>
+    public bool TensorCoreAttention { get; init; } = true;
+
     /// <summary>Where compiled kernels are cached; null: $XDG_CACHE_HOME/turbine/cuda or ~/.cache/turbine/cuda.</summary>
     public string? KernelCacheDirectory { get; init; }
 
@@ -51,7 +57,7 @@ public sealed record CudaBackendOptions
 
     /// <summary>
     /// These options with TURBINE_CUDA_KV (f32 | f16 | bf16), TURBINE_CUDA_GEMM (split | single | f16), TURBINE_CUDA_GEMV_ROWS (a count),
-    /// TURBINE_CUDA_FUSE (0 | 1), TURBINE_CUDA_GRAPHS (0 | 1), TURBINE_CUDA_PDL (0 | 1), TURBINE_CUDA_CACHE (a directory) and TURBINE_CUDA_PROFILE (1) applied.
+    /// TURBINE_CUDA_FUSE (0 | 1), TURBINE_CUDA_GRAPHS (0 | 1), TURBINE_CUDA_PDL (0 | 1), TURBINE_CUDA_TC_ATTENTION (0 | 1), TURBINE_CUDA_CACHE (a directory) and TURBINE_CUDA_PROFILE (1) applied.
     /// </summary>
     public CudaBackendOptions FromEnvironment()
     {
@@ -84,6 +90,11 @@ public sealed record CudaBackendOptions
         {
             case "0": o = o with { Fuse = false }; break;
             case "1": o = o with { Fuse = true }; break;
+        }
+        switch (Environment.GetEnvironmentVariable("TURBINE_CUDA_TC_ATTENTION"))
+        {
+            case "0": o = o with { TensorCoreAttention = false }; break;
+            case "1": o = o with { TensorCoreAttention = true }; break;
         }
         if (Environment.GetEnvironmentVariable("TURBINE_CUDA_CACHE") is { Length: > 0 } cache)
             o = o with { KernelCacheDirectory = cache };
