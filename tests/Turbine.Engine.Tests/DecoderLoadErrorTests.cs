@@ -8,7 +8,7 @@ namespace Turbine.Engine.Tests;
 /// <summary>A checkpoint that disagrees with its config fails at load, naming the file and the tensor.</summary>
 public sealed class DecoderLoadErrorTests
 {
-    private static string CopyFixture(string name, Action<JsonObject> editConfig)
+    internal static string CopyFixture(string name, Action<JsonObject> editConfig)
     {
         var source = RepositoryPaths.Fixture("models", name);
         var dir = Path.Combine(Path.GetTempPath(), "turbine-load-" + Guid.NewGuid().ToString("N"));

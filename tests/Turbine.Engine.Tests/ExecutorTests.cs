@@ -247,6 +247,19 @@ public sealed class ExecutorTests
         Assert.True(DecoderReferenceTests.RelativeL2(o.GenerationLogits!.AsSpan(0, vocab), c.LastLogits) < 1e-4);
     }
 
+    [Fact]
+    public void YarnStretchesTheOriginalContextByItsFactor()
+    {
+        // Qwen2.5's recipe leaves max_position_embeddings at the original context: the factor is what extends it.
+        var dir = DecoderLoadErrorTests.CopyFixture("llama-yarn", c => c["max_position_embeddings"] = 32);
+        var options = new ExecutorOptions { MaxNumTokens = 16, MaxBatchSize = 1, TokensPerBlock = 4, MaxTokensInPagedKvCache = 256 };
+        using var backend = new CpuBackend(1);
+        using var decoder = Decoder.Load(dir, backend, LlmExecutor.DecoderLimitsFor(options));
+        using var executor = new LlmExecutor(decoder, options);
+        var e = Assert.Throws<RequestRejectedException>(() => executor.Submit(new GenerationRequest { PromptIds = [5], MaxTokens = 128 }));
+        Assert.Contains("max_seq_len 128", e.Message);
+    }
+
     public static TheoryData<string, GenerationRequest> BadRequests() => new()
     {
         { "empty", new GenerationRequest { PromptIds = [], MaxTokens = 4 } },

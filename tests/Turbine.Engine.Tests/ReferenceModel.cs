@@ -7,7 +7,7 @@ public sealed record ReferenceCase(string Prompt, int[] PromptIds, float[] LastL
 
 public sealed record ReferenceModel(string Name, string Directory, ReferenceCase[] Cases)
 {
-    public static readonly string[] Names = ["llama-gqa", "llama3-tied-bf16", "llama-linear-f16", "llama-dynamic", "mistral-swa", "qwen2-sharded"];
+    public static readonly string[] Names = ["llama-gqa", "llama3-tied-bf16", "llama-linear-f16", "llama-dynamic", "llama-yarn", "mistral-swa", "qwen2-sharded"];
 
     public static TheoryData<string> All()
     {

@@ -1,13 +1,16 @@
 """Makes the reference data Turbine's tests compare against, with Hugging Face `tokenizers` and
 `transformers`. Runs on the GPU machine (nothing here needs the GPU itself; it is where those packages are).
 
-    python3 tools/reference/make_references.py --inputs DIR --out DIR
+    python3 tools/reference/make_references.py --inputs DIR --out DIR [--models NAME ...]
 
+--models makes only the named tiny models (and no tokenizer references), for which DIR needs only corpus.txt.
 DIR (inputs) holds: tokenizers/<name>/tokenizer.json (the three real vocabularies), texts.json (the strings to
 tokenize) and corpus.txt (text to train the tiny fixtures' tokenizer on). Writes under --out:
   tokenizers/<name>.json   ids and decoded text of every string, as `tokenizers` gives them
   models/<name>/           tiny random-weight checkpoints with reference.json (prompts, last-position logits,
-                           24-token greedy continuations by transformers in float32)
+                           24-token greedy continuations by transformers in float32); for a model with RoPE
+                           scaling it also prints how far the same weights without the scaling are from the
+                           reference, to show that the scaling matters at the prompts' lengths
 """
 import argparse, json, os, shutil, sys, traceback
 
@@ -95,7 +98,25 @@ def greedy(model, ids):
     return prompt_logits, tokens, margins
 
 
-def tiny_models(inputs, out):
+def unscaled_difference(model, cfg_cls, model_cls, config, tok):
+    """The same weights with default RoPE: relative L2 of each prompt's last logits and greedy ids that differ."""
+    plain_cfg = cfg_cls(**{k: v for k, v in config.items() if k != "rope_scaling"})
+    plain_cfg._attn_implementation = "eager"
+    plain = model_cls(plain_cfg).eval()
+    plain.load_state_dict(model.state_dict())
+    parts = []
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            ids = tok.encode(prompt).ids
+            scaled_logits, scaled_tokens, _ = greedy(model, ids)
+            plain_logits, plain_tokens, _ = greedy(plain, ids)
+            rel = float(torch.linalg.norm(plain_logits - scaled_logits) / torch.linalg.norm(scaled_logits))
+            differ = sum(a != b for a, b in zip(plain_tokens, scaled_tokens))
+            parts.append(f"{len(ids)} prompt tokens: rel L2 {rel:.4f}, greedy ids differing {differ}/{GREEDY_TOKENS}")
+    return "without rope scaling: " + "; ".join(parts)
+
+
+def tiny_models(inputs, out, names=None):
     import transformers
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
     tok_dir = os.path.join(out, "models", "_tokenizer")
@@ -114,9 +135,19 @@ def tiny_models(inputs, out):
         ("llama-dynamic", LlamaConfig, LlamaForCausalLM,
          dict(tie_word_embeddings=False, max_position_embeddings=16, rope_scaling=dict(rope_type="dynamic", factor=2.0)),
          torch.float32, None),
+        # An original context of 32 (below every prompt plus its continuation, 39-68 tokens) puts one frequency
+        # pair inside YaRN's ramp; 128 = 4 x 32 keeps max_position_embeddings consistent with the factor.
+        ("llama-yarn", LlamaConfig, LlamaForCausalLM,
+         dict(tie_word_embeddings=False, max_position_embeddings=128,
+              rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32)), torch.float32, None),
         ("mistral-swa", MistralConfig, MistralForCausalLM, dict(tie_word_embeddings=False, sliding_window=8), torch.float32, None),
         ("qwen2-sharded", Qwen2Config, Qwen2ForCausalLM, dict(tie_word_embeddings=True, rope_theta=1000000.0), torch.float32, "100KB"),
     ]
+    if names:
+        unknown = set(names) - {spec[0] for spec in specs}
+        if unknown:
+            raise SystemExit(f"unknown tiny models: {sorted(unknown)}")
+        specs = [spec for spec in specs if spec[0] in names]
     summary = []
     for name, cfg_cls, model_cls, extra, dtype, shard in specs:
         try:
@@ -151,6 +182,8 @@ def tiny_models(inputs, out):
                 json.dump(ref, f)
             summary.append(f"{name}: ok, files={sorted(os.listdir(mdir))}, min margins="
                            + ",".join(f"{c['min_margin']:.4f}" for c in ref["cases"]))
+            if "rope_scaling" in extra:
+                summary.append(f"{name}: " + unscaled_difference(model, cfg_cls, model_cls, {**common, **extra}, tok))
         except Exception:
             traceback.print_exc()
             summary.append(f"{name}: FAILED")
@@ -163,11 +196,12 @@ def main():
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", choices=["tokenizers", "models"], default=None)
+    ap.add_argument("--models", nargs="+", metavar="NAME", help="make only these tiny models")
     a = ap.parse_args()
-    if a.only in (None, "tokenizers"):
+    if a.only in (None, "tokenizers") and not a.models:
         tokenizer_references(a.inputs, a.out)
     if a.only in (None, "models"):
-        tiny_models(a.inputs, a.out)
+        tiny_models(a.inputs, a.out, a.models)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ public sealed class HfModelConfig
             throw new CheckpointException(path, null, $"head_dim {headDim} must be even for rotary embeddings");
         bool isQwen2 = architecture == "Qwen2ForCausalLM" || modelType == "qwen2";
         bool attentionBias = r.Bool("attention_bias") ?? false;
+        int maxPositions = r.Int("max_position_embeddings") ?? 2048;
         return new HfModelConfig
         {
             Path = path,
@@ -107,8 +108,8 @@ public sealed class HfModelConfig
             NumKvHeads = kvHeads,
             HeadDim = headDim,
             RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
-            MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? 2048,
-            Rope = r.Rope(),
+            MaxPositionEmbeddings = maxPositions,
+            Rope = r.Rope(maxPositions),
             TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
@@ -125,6 +126,13 @@ public sealed class HfModelConfig
     /// <summary>Typed access to config fields, with errors that name the file and the key.</summary>
     private readonly struct Reader(string path, JsonElement root)
     {
+        /// <summary>The keys transformers' YaRN reads or tolerates (its _validate_yarn_rope_parameters).</summary>
+        private static readonly string[] YarnKeys =
+        [
+            "rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "attention_factor",
+            "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate", "partial_rotary_factor",
+        ];
+
         public string Architecture()
         {
             if (!root.TryGetProperty("architectures", out var a) || a.ValueKind != JsonValueKind.Array || a.GetArrayLength() == 0
@@ -181,7 +189,7 @@ public sealed class HfModelConfig
             throw new CheckpointException(path, null, $"'{key}' should be an integer or a list of integers");
         }
 
-        public RopeScaling Rope()
+        public RopeScaling Rope(int maxPositionEmbeddings)
         {
             // transformers 5 keeps everything in rope_parameters; 4.x splits rope_theta and rope_scaling.
             JsonElement scaling = default;
@@ -193,21 +201,88 @@ public sealed class HfModelConfig
             var s = new Reader(path, scaling);
             theta = s.Double("rope_theta") ?? theta;
             string type = s.String("rope_type") ?? s.String("type") ?? "default";
-            double factor = s.Double("factor") ?? 1.0;
             var kind = type switch
             {
                 "default" => RopeScalingType.Default,
                 "linear" => RopeScalingType.Linear,
                 "dynamic" => RopeScalingType.Dynamic,
                 "llama3" => RopeScalingType.Llama3,
-                _ => throw new CheckpointException(path, null, $"rope scaling type '{type}' is not supported (supported: default, linear, dynamic, llama3)"),
+                "yarn" => RopeScalingType.Yarn,
+                _ => throw new CheckpointException(path, null, $"rope scaling type '{type}' is not supported (supported: default, linear, dynamic, llama3, yarn)"),
             };
+            if (kind == RopeScalingType.Yarn)
+                return s.Yarn(theta, maxPositionEmbeddings, Double("partial_rotary_factor"));
+            double factor = s.Double("factor") ?? 1.0;
             if (kind != RopeScalingType.Default && factor <= 0)
                 throw new CheckpointException(path, null, $"rope scaling factor must be positive, not {factor}");
             return new RopeScaling(kind, theta, factor,
                 s.Double("low_freq_factor") ?? 1.0,
                 s.Double("high_freq_factor") ?? 4.0,
                 s.Int("original_max_position_embeddings"));
+        }
+
+        /// <summary>
+        /// YaRN's parameters from this rope scaling object, read as transformers 5.17's _compute_yarn_parameters reads them.
+        /// Unlike the other types, unknown keys are errors: a misspelt beta or mscale would otherwise change the
+        /// frequencies without a word.
+        /// </summary>
+        public RopeScaling Yarn(double theta, int maxPositionEmbeddings, double? topLevelPartialRotaryFactor)
+        {
+            foreach (var property in root.EnumerateObject())
+                if (Array.IndexOf(YarnKeys, property.Name) < 0)
+                    throw new CheckpointException(path, null,
+                        $"rope scaling key '{property.Name}' is not a yarn parameter (yarn takes factor, original_max_position_embeddings, "
+                        + "attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim, truncate)");
+            if (!root.TryGetProperty("factor", out _))
+                throw new CheckpointException(path, null, "rope scaling 'factor' is missing (yarn needs it)");
+            // transformers fills a missing original context with max_position_embeddings.
+            int original = Int("original_max_position_embeddings") ?? maxPositionEmbeddings;
+            if (original <= 0)
+                throw new CheckpointException(path, null, $"rope scaling 'original_max_position_embeddings' must be positive, not {original}");
+            // A null factor is derived from the two context lengths (DeepSeek-V3 style); a given one is used even where
+            // it disagrees with them, as transformers does (it only warns).
+            double factor = Double("factor") ?? (double)maxPositionEmbeddings / original;
+            if (!(factor > 0))
+                throw new CheckpointException(path, null, $"rope scaling 'factor' must be positive, not {factor}");
+            double betaFast = Beta("beta_fast", 32.0), betaSlow = Beta("beta_slow", 1.0);
+            if (betaFast < betaSlow)
+                throw new CheckpointException(path, null, $"rope scaling 'beta_fast' ({betaFast}) must not be below 'beta_slow' ({betaSlow})");
+            double? attentionFactor = Double("attention_factor");
+            if (attentionFactor is double a && !(a > 0))
+                throw new CheckpointException(path, null, $"rope scaling 'attention_factor' must be positive, not {a}");
+            double? mscale = NonNegative("mscale"), mscaleAllDim = NonNegative("mscale_all_dim");
+            bool truncate = true;
+            if (root.TryGetProperty("truncate", out var t) && t.ValueKind != JsonValueKind.Null)
+                truncate = t.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw new CheckpointException(path, null, $"rope scaling 'truncate' should be true or false, not {t.GetRawText()}"),
+                };
+            // Llama, Mistral and Qwen2 rotate whole heads in transformers: there YaRN with a partial factor makes
+            // cos/sin narrower than the heads, which transformers cannot run either.
+            double partial = Double("partial_rotary_factor") ?? topLevelPartialRotaryFactor ?? 1.0;
+            if (partial != 1.0)
+                throw new CheckpointException(path, null, $"'partial_rotary_factor' {partial} is not supported with yarn (the decoder rotates whole heads)");
+            return new RopeScaling(RopeScalingType.Yarn, theta, factor, OriginalMaxPositionEmbeddings: original,
+                Yarn: new YarnParameters(betaFast, betaSlow, attentionFactor, mscale, mscaleAllDim, truncate));
+        }
+
+        // transformers reads the betas with `or`, so 0 (like null) means the default.
+        private double Beta(string key, double defaultValue)
+        {
+            double value = Double(key) ?? 0.0;
+            if (value < 0)
+                throw new CheckpointException(path, null, $"rope scaling '{key}' must be positive, not {value}");
+            return value == 0 ? defaultValue : value;
+        }
+
+        private double? NonNegative(string key)
+        {
+            double? value = Double(key);
+            if (value is double v && v < 0)
+                throw new CheckpointException(path, null, $"rope scaling '{key}' must not be negative, not {v}");
+            return value;
         }
 
         public int[] SlidingWindows(int layers, bool isQwen2)

@@ -83,10 +83,16 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         _scratch = new float[config.VocabSize];
         _order = new ulong[config.VocabSize];
         _defaultEndIds = config.EosTokenIds;
-        // Dynamic NTK scaling exists to run past the trained length, by its factor.
-        int modelContext = config.Rope.Type == Turbine.Core.Models.RopeScalingType.Dynamic
-            ? (int)Math.Min(int.MaxValue, config.MaxPositionEmbeddings * config.Rope.Factor)
-            : config.MaxPositionEmbeddings;
+        // Dynamic NTK scaling exists to run past the trained length, by its factor; YaRN stretches the original
+        // context by its factor (as vLLM derives max_model_len: Qwen2.5 keeps max_position_embeddings at the original).
+        var rope = config.Rope;
+        int modelContext = rope.Type switch
+        {
+            Turbine.Core.Models.RopeScalingType.Dynamic => (int)Math.Min(int.MaxValue, config.MaxPositionEmbeddings * rope.Factor),
+            Turbine.Core.Models.RopeScalingType.Yarn =>
+                (int)Math.Min(int.MaxValue, (rope.OriginalMaxPositionEmbeddings ?? config.MaxPositionEmbeddings) * rope.Factor),
+            _ => config.MaxPositionEmbeddings,
+        };
         _maxSeqLen = options.MaxSeqLen > 0 ? options.MaxSeqLen : Math.Max(modelContext, 2);
         _maxInputLen = options.MaxInputLen > 0 ? Math.Min(options.MaxInputLen, _maxSeqLen - 1) : _maxSeqLen - 1;
         _loop = new Thread(Loop) { IsBackground = true, Name = "Turbine executor loop" };
