@@ -157,32 +157,41 @@ public sealed unsafe partial class CudaBackend
         return ((int)BitOperations.RoundUpToPowerOf2((uint)perBlock), chunks);
     }
 
-    // Decode steps whose K/V rows are whole 16-byte chunks: attention_decode_* (turbine.cu), a block of 4 warps per (token,
-    // up to 8 query heads of one KV head, key split). Every launch argument depends on the step's shape alone, as graphs need.
+    // Decode steps whose K/V rows are whole 16-byte chunks: attention_decode_* (turbine.cu), a block of 2 to 4 warps per
+    // (token, up to 8 query heads of one KV head, key split). Every launch argument depends on the step's shape alone, as
+    // graphs need.
     private void DecodeAttention(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int tokens, int heads, int kvHeads, int headDim,
         float scale, int slidingWindow)
     {
         var (blockHeads, chunks) = GroupBlocks(heads / kvHeads);
-        int log2Heads = BitOperations.Log2((uint)blockHeads);
-        int rowChunks = headDim * kv.ElementBytes / 16;
-        long slotBytes = DecodeKeys * (((rowChunks + 1) | 1) + rowChunks) * 16L;
-        // Ring slots per warp: the copies of all but one stay in flight while the warp computes that one.
-        int stages = (int)Math.Clamp(DecodeRingBytes / (DecodeWarps * slotBytes), 2, 4);
-        long ring = 4L * blockHeads * headDim + DecodeWarps * stages * slotBytes;
+        int log2Heads = BitOperations.Log2((uint)blockHeads), wide = headDim <= 128 ? 0 : 1;
+        long slotBytes = 2L * DecodeKeys * headDim * kv.ElementBytes;
+        // Ring slots per warp: the copies of every slot are in flight while the warp waits for the oldest.
+        int stages = (int)Math.Clamp(DecodeWarpRingBytes / slotBytes, 2, 4);
+        // A warp's ring, then its round's probabilities and corrections (8 keys × heads + heads floats, in whole float4s).
+        long warpBytes = stages * slotBytes + 4L * ((DecodeKeys * blockHeads + blockHeads + 3) & ~3);
         long blocks = (long)tokens * kvHeads * chunks;
-        // Blocks resident at once, as shared memory allows (228 KB an SM on sm_90, 1 KB of it reserved per block).
-        long resident = Math.Max(1, 228L * 1024 / (ring + 1024)) * _device.Multiprocessors;
-        int splits, minKeys;
+        // Blocks of w warps resident at once, as registers and shared memory allow.
+        long Resident(int w) =>
+            (long)BlocksPerMultiprocessor(DecodeKernels[(int)kv.Type, log2Heads, wide, w - 2]!, w * 32, w * warpBytes) * _device.Multiprocessors;
+        int warps = 4, splits = 1, minKeys = 64;
+        long resident = Resident(4);
         if (blocks < resident)
         {
             // Under one wave (small batches): contexts cut into as many splits as fill the GPU, of 64 keys at least.
             splits = (int)Math.Clamp(resident / blocks, 1, MaxSplits);
-            minKeys = 64;
         }
+        else if (wide == 0 && blocks <= Resident(3))
+        {
+            // One wave of smaller blocks rather than a second, mostly idle one (batch 64 of 8 KV heads on float32: 512 blocks,
+            // 396 of 4 warps resident, 528 of 3; context 192 measured 45.2 µs with 3 warps, 45.5 with 2, 48.3 with 4).
+            warps = 3;
+        }
+        else if (wide == 0 && blocks <= Resident(2))
+            warps = 2;
         else
         {
-            // Past one wave: contexts of more than 256 keys in two splits where that fills the last wave better
-            // (batch 64 of 8 KV heads on float32: 2.6 waves instead of 1.3).
+            // Past one wave: contexts of more than 256 keys in two splits where that fills the last wave better.
             double waves = (double)blocks / resident;
             splits = 2 * waves / Math.Ceiling(2 * waves) > waves / Math.Ceiling(waves) + 0.15 ? 2 : 1;
             minKeys = 256;
@@ -192,13 +201,12 @@ public sealed unsafe partial class CudaBackend
             Grow(ref _partial, ref _partialBytes, (long)tokens * heads * splits * (headDim + 4) * 4, "attention partials");
             Grow(ref _counters, ref _countersBytes, blocks * 4, "attention split counters", zero: true);
         }
-        // Scaled queries, then the warps' rings, which the warps' states and the split weights reuse once they are done.
-        long merge = 4L * Math.Max(DecodeWarps * blockHeads * (headDim + 2), blockHeads * splits);
-        uint shared = (uint)(4L * blockHeads * headDim + Math.Max(DecodeWarps * stages * slotBytes, merge));
-        string kernel = DecodeKernels[(int)kv.Type, log2Heads, headDim <= 128 ? 0 : 1];
+        // The rings, which the warps' states and the split weights reuse once they are done.
+        long merge = 4L * Math.Max(warps * blockHeads * (headDim + 2), blockHeads * splits);
+        uint shared = (uint)Math.Max(warps * warpBytes, merge);
+        string kernel = DecodeKernels[(int)kv.Type, log2Heads, wide, warps - 2]!;
         var fn = _device.Function(kernel);
-        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
+        RaiseShared(fn, shared);
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
             counters = _counters;
         int blockSize = kv.Shape.BlockSize;
@@ -208,20 +216,45 @@ public sealed unsafe partial class CudaBackend
             &minKeys, &partial, &counters,
         };
         _activeProfiler?.Begin("attention");
-        _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, DecodeWarps * 32, 1, shared, args);
+        _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
         _activeProfiler?.End();
     }
 
-    // attention_decode_{f32|f16|bf16}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}, by [cache type, log2 heads, dims > 128].
-    private static readonly string[,,] DecodeKernels = DecodeKernelNames();
+    // Decode blocks of a kernel one multiprocessor runs at once with `shared` bytes of dynamic shared memory, by kernel and
+    // bytes (asked of the driver once: decode steps replay the same few shapes).
+    private readonly Dictionary<(string Kernel, long Shared), int> _decodeOccupancy = [];
 
-    private static string[,,] DecodeKernelNames()
+    private int BlocksPerMultiprocessor(string kernel, int threads, long shared)
     {
-        var names = new string[3, 4, 2];
+        if (_decodeOccupancy.TryGetValue((kernel, shared), out int count))
+            return count;
+        var fn = _device.Function(kernel);
+        RaiseShared(fn, (uint)shared);
+        Driver.Check(Driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&count, fn, threads, (nuint)shared), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+        count = Math.Max(1, count);
+        _decodeOccupancy[(kernel, shared)] = count;
+        return count;
+    }
+
+    // Lets `fn` take up to 160 KB of dynamic shared memory where it asks for more than the default 48 KB.
+    private void RaiseShared(nint fn, uint shared)
+    {
+        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
+    }
+
+    // attention_decode_{f32|f16|bf16}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}_{2|3|4 warps}, by [cache type, log2
+    // heads, dims > 128, warps - 2]; blocks of 2 and 3 warps only for up to 128 dims (null otherwise).
+    private static readonly string?[,,,] DecodeKernels = DecodeKernelNames();
+
+    private static string?[,,,] DecodeKernelNames()
+    {
+        var names = new string?[3, 4, 2, 3];
         foreach (var type in Enum.GetValues<CudaKvCacheType>())
             for (int h = 0; h < 4; h++)
                 for (int c = 0; c < 2; c++)
-                    names[(int)type, h, c] = $"attention_decode_{type.ToString().ToLowerInvariant()}_{1 << h}_{c + 1}";
+                    for (int w = 2; w <= 4; w++)
+                        names[(int)type, h, c, w - 2] = c == 0 || w == 4 ? $"attention_decode_{type.ToString().ToLowerInvariant()}_{1 << h}_{c + 1}_{w}" : null;
         return names;
     }
 

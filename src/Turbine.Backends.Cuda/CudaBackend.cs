@@ -22,15 +22,12 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private const int MaxHeadDim = 256;
     // Key splits of one attention launch at most (decode of small batches: batch 1 of 8 head groups wants 66).
     private const int MaxSplits = 64;
-    // attention_decode_*: warps a block, keys a warp takes per round.
-    private const int DecodeWarps = 4;
+    // attention_decode_*: keys a warp takes per round, and the shared memory of a warp's K/V ring: rows of 128 dims get 2
+    // slots on float32 (16 KB), 3 on 16-bit caches (16 KB there, 4 slots, measured up to 6% slower: batch 1 × 8192).
     private const int DecodeKeys = 8;
+    private const long DecodeWarpRingBytes = 12 << 10;
     // Query heads of one KV head that an attention block (prompt or decode) computes at most.
     private const int MaxBlockHeads = 8;
-    // Shared memory for a decode block's K/V ring: float32 rows of 128 get 2 slots a warp (3 blocks an SM), 16-bit ones 3
-    // (4 blocks an SM). 100 KB (one slot more, fewer blocks) measured 4-6% faster at batch 64 on float32 but 18% slower at
-    // batch 256, and up to 37% slower on f16.
-    private const long DecodeRingBytes = 64 << 10;
     private const long CublasWorkspaceBytes = 32L << 20;
     // Dynamic shared memory the prompt attention kernels opt into: the most any of them needs (8 heads of 256 dims for
     // 16 tokens, 193 KB), under sm_90's 227 KB a block.

@@ -980,50 +980,34 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
 ATTENTION_TYPE(F32, f32) ATTENTION_TYPE(BF16, bf16) ATTENTION_TYPE(F16, f16)
 
 // ---- paged attention of decode steps (one query token per sequence) -------------------------------------------------
-// Block = (token x, up to H query heads of one KV head y, key split z), 4 warps. The split's keys come in rounds of 32,
-// 8 to each warp; each warp streams its own keys through a ring of `stages` slots in shared memory with cp.async (the
-// next rounds' copies in flight while it computes this one, no block-wide barrier), scores every key for all the
-// block's heads from one read of K, and keeps its own online softmax (base 2). The warps' states are merged at the end,
-// and the splits as in attention above (last block to finish merges, counters left at zero). Splits are cut from the
-// sequence's own span, at least minKeys each (a multiple of 32), so the launch shape does not depend on context lengths.
-// Rows are copied in 16-byte chunks: headDim × element size must be a multiple of 16 (the host uses attention_*
-// otherwise). QK: lane (k = lane & 7, c = lane >> 3) dots chunks c, c + 4, ... of key k, then the 4 lanes of key k add
-// up. PV: lane owns dims 4 lane + 128 i, i < NC.
-#define DECODE_WARPS 4
+// Block = (token x, up to H query heads of one KV head y, key split z), W warps. The split's keys come in rounds of 8 W,
+// 8 to each warp; each warp streams its own keys through a ring of `stages` slots in shared memory with cp.async (every
+// slot's copies in flight while it waits for the oldest, no block-wide barrier), scores every key for all the block's
+// heads from one read of K, and keeps its own online softmax (base 2). The warps' states are merged at the end, and the splits as in attention above (last
+// block to finish merges, counters left at zero). Splits are cut from the sequence's own span, at least minKeys each (a
+// multiple of 32), so the launch shape does not depend on context lengths.
+// Rows are copied in 16-byte units: headDim × element size must be a multiple of 16 (the host uses attention_*
+// otherwise). Lane l owns dims 4 l + 128 i (i < NC) of q, K, V and the output, so a warp reads whole rows from shared
+// memory; its partial dots for 8 keys × H heads are summed over the warp by exchanges that halve the values each lane
+// holds (lane_sums).
 #define DECODE_KEYS 8
 
-__device__ __forceinline__ void cp_async16(void* dst, const void* src)
+// 16 bytes from global to shared memory, or 16 zero bytes where `bytes` is 0 (nothing is read then).
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, u32 bytes)
 {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((u32)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most `pending` (0 to 2) of this thread's latest groups are still in flight.
+// Waits until at most `pending` (0 to 3) of this thread's latest groups are still in flight.
 __device__ __forceinline__ void cp_async_wait(int pending)
 {
-    if (pending >= 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
+    if (pending >= 3) asm volatile("cp.async.wait_group 3;" ::: "memory");
+    else if (pending == 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
     else if (pending == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
     else asm volatile("cp.async.wait_group 0;" ::: "memory");
 }
 
-// 16 bytes of a K row in shared memory as floats (4 of float32, 8 of a 16-bit type); 4 elements of a V row.
-__device__ __forceinline__ void widen16(F32, uint4 v, float* o)
-{
-    o[0] = __uint_as_float(v.x); o[1] = __uint_as_float(v.y); o[2] = __uint_as_float(v.z); o[3] = __uint_as_float(v.w);
-}
-__device__ __forceinline__ void widen16(BF16, uint4 v, float* o)
-{
-    o[0] = __uint_as_float(v.x << 16); o[1] = __uint_as_float(v.x & 0xffff0000u);
-    o[2] = __uint_as_float(v.y << 16); o[3] = __uint_as_float(v.y & 0xffff0000u);
-    o[4] = __uint_as_float(v.z << 16); o[5] = __uint_as_float(v.z & 0xffff0000u);
-    o[6] = __uint_as_float(v.w << 16); o[7] = __uint_as_float(v.w & 0xffff0000u);
-}
-__device__ __forceinline__ void widen16(F16, uint4 v, float* o)
-{
-    o[0] = h2f((u16)v.x); o[1] = h2f((u16)(v.x >> 16));
-    o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
-    o[4] = h2f((u16)v.z); o[5] = h2f((u16)(v.z >> 16));
-    o[6] = h2f((u16)v.w); o[7] = h2f((u16)(v.w >> 16));
-}
+// 4 elements of a K or V row in shared memory as floats.
 __device__ __forceinline__ void load4(F32, const char* p, float* o)
 {
     float4 a = *(const float4*)p;
@@ -1042,18 +1026,59 @@ __device__ __forceinline__ void load4(F16, const char* p, float* o)
     o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
 }
 
-template <class KV, int H, int NC>
+// H floats from shared memory into registers, in 16-byte loads where H allows.
+template <int H>
+__device__ __forceinline__ void load_heads(const float* p, float* o)
+{
+    if constexpr (H % 4 == 0)
+    {
+#pragma unroll
+        for (int h = 0; h < H; h += 4)
+        {
+            const float4 v = *(const float4*)(p + h);
+            o[h] = v.x; o[h + 1] = v.y; o[h + 2] = v.z; o[h + 3] = v.w;
+        }
+    }
+    else if constexpr (H == 2)
+    {
+        const float2 v = *(const float2*)p;
+        o[0] = v.x; o[1] = v.y;
+    }
+    else
+        o[0] = *p;
+}
+
+// Sums N values over the warp, lane distances O and below. Lane l's register i holds value i ^ X, X = l N / 32, so at
+// every exchange each lane keeps its lower half of registers and adds the partner's upper half, which holds the same
+// values: no selects. Afterwards a[i] (i < max(1, N / 32)) is the warp's total of value i ^ X.
+template <int N, int O>
+__device__ __forceinline__ void lane_sums(float* a)
+{
+    if constexpr (O > 0)
+    {
+        if constexpr (N >= 2)
+        {
+#pragma unroll
+            for (int i = 0; i < N / 2; i++) a[i] += __shfl_xor_sync(FULL_MASK, a[i + N / 2], O);
+        }
+        else
+            a[0] += __shfl_xor_sync(FULL_MASK, a[0], O);
+        lane_sums<N >= 2 ? N / 2 : 1, O / 2>(a);
+    }
+}
+
+template <class KV, int H, int NC, int W>
 __device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
     const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize, int window,
     int stages, int minKeys, float* partial, int* counters)
 {
     launch_dependents();
     typedef typename KV::T T;
-    const int E = 16 / sizeof(T);
+    // A warp's scores of a round, (key j, head h) at j H + h; each lane ends up holding R of them.
+    constexpr int V = DECODE_KEYS * H, R = V > 32 ? V / 32 : 1, PS = (V + H + 3) & ~3;
     extern __shared__ float4 smem4[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int t = blockIdx.x, group = heads / kvHeads;
-    // Groups of more than H heads are cut into `chunks` blocks of up to H heads each.
     const int kvh = blockIdx.y / chunks, chunk = blockIdx.y - kvh * chunks, per = (group + chunks - 1) / chunks;
     const int h0 = kvh * group + chunk * per, nh = min(per, group - chunk * per);
     const int4 s = seqs[tokSeq[t]];
@@ -1063,128 +1088,163 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     const int len = ((span + want - 1) / want + 31) & ~31;
     const int splits = (span + len - 1) / len;
     if ((int)blockIdx.z >= splits) return;
-    const int begin = spanBegin + (int)blockIdx.z * len, end = min(pos + 1, begin + len), rounds = (end - begin + 31) >> 5;
+    const int begin = spanBegin + (int)blockIdx.z * len, end = min(pos + 1, begin + len);
+    const int rounds = (end - begin + DECODE_KEYS * W - 1) / (DECODE_KEYS * W);
 
-    // Per warp and ring slot: 8 K rows padded to an odd number of chunks (the 8 lanes of a quarter warp, reading the same
-    // chunk of 8 rows, hit distinct banks), then 8 V rows.
-    const int rowChunks = headDim * (int)sizeof(T) / 16, kStride = ((rowChunks + 1) | 1) * 16, vStride = rowChunks * 16;
-    const int slotBytes = DECODE_KEYS * (kStride + vStride);
-    float* qs = (float*)smem4;
-    char* ring = (char*)(qs + H * headDim);
+    // Per warp and ring slot: 8 K rows, then 8 V rows; after the ring, each warp's round probabilities and corrections.
+    const int rowBytes = headDim * (int)sizeof(T), rowChunks = rowBytes >> 4, slotBytes = 2 * DECODE_KEYS * rowBytes;
+    char* ring = (char*)smem4;
     char* mine = ring + warp * stages * slotBytes;
-    const long long rowBytes = (long long)kvHeads * headDim * (long long)sizeof(T);
-    const int k = lane & 7, c0 = lane >> 3;
-    const char* kg = (const char*)(kc + (long long)kvh * headDim);
-    const char* vg = (const char*)(vc + (long long)kvh * headDim);
-    // Copies take whole 128-byte lines: lane e of the round's 8 × rowChunks chunks copies chunk e of the flattened rows,
-    // so one copy instruction asks for full lines (16 bytes of 8 rows apiece left L2 fetching half lines: 10% slower).
-    // Lane k looks up key k's slot; the other lanes get it by shuffle.
-    const int shift = (rowChunks & (rowChunks - 1)) == 0 ? __ffs(rowChunks) - 1 : -1;
-    auto issue = [=](int r)
+    float* pw = (float*)(ring + W * stages * slotBytes) + warp * PS;
+    const u32 mineAddr = (u32)__cvta_generic_to_shared(mine);
+    const int slotStride = kvHeads * rowBytes;
+    const char* kg = (const char*)kc + (long long)kvh * rowBytes;
+    const long long vOff = (const char*)vc - (const char*)kc;
+    const int pageShift = (blockSize & (blockSize - 1)) == 0 ? __ffs(blockSize) - 1 : -1;
+    // Lane k < 8 looks up key k of each of the warp's rounds, one issue ahead of its copies.
+    const int k = lane & 7;
+    auto slotOf = [&](int r)
+    {
+        const int key = begin + DECODE_KEYS * (W * r + warp) + k;
+        if (key >= end) return -1;
+        const int page = pageShift >= 0 ? key >> pageShift : key / blockSize;
+        return __ldg(tables + s.w + page) * blockSize + (key - page * blockSize);
+    };
+    // Copies take whole 128-byte lines: copy `it` of a round moves chunk 32 it + lane of the 8 flattened K rows (row, 16-byte
+    // column c), and the same of V; at most COPIES of them (8 rows of 128 NC elements). Rows of keys past the split's end
+    // are zero-filled.
+    constexpr int COPIES = 2 * NC * (int)sizeof(T);
+    const int copies = (DECODE_KEYS * rowChunks + 31) >> 5;
+    const int row0 = lane / rowChunks, c0 = lane - row0 * rowChunks, rowStep = 32 / rowChunks, cStep = 32 - rowStep * rowChunks;
+    int nextSlot = slotOf(0);
+    auto issue = [&](int r, int b)
     {
         if (r < rounds)
         {
-            const int key = begin + 32 * r + DECODE_KEYS * warp + k;
-            const int slot = key < end ? __ldg(tables + s.w + key / blockSize) * blockSize + key % blockSize : -1;
-            char* dst = mine + (r % stages) * slotBytes;
-            for (int e0 = 0; e0 < DECODE_KEYS * rowChunks; e0 += 32)
+            const int slot = nextSlot;
+            nextSlot = slotOf(r + 1);
+            const u32 dst = mineAddr + b * slotBytes + lane * 16;
+            int row = row0, c = c0;
+#pragma unroll
+            for (int it = 0; it < COPIES; it++)
             {
-                const int e = e0 + lane, row = shift >= 0 ? e >> shift : e / rowChunks, c = e - row * rowChunks;
-                const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
-                if (row < DECODE_KEYS && rowSlot >= 0)
+                if (it < copies)
                 {
-                    const long long off = rowSlot * rowBytes + c * 16;
-                    cp_async16(dst + row * kStride + c * 16, kg + off);
-                    cp_async16(dst + DECODE_KEYS * kStride + row * vStride + c * 16, vg + off);
+                    const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
+                    const char* src = kg + c * 16 + (unsigned long long)(u32)max(rowSlot, 0) * (u32)slotStride;
+                    const u32 bytes = rowSlot >= 0 ? 16 : 0;
+                    if (row < DECODE_KEYS)
+                    {
+                        cp_async16(dst + it * 512, src, bytes);
+                        cp_async16(dst + it * 512 + DECODE_KEYS * rowBytes, src + vOff, bytes);
+                    }
+                    row += rowStep;
+                    c += cStep;
+                    if (c >= rowChunks)
+                    {
+                        c -= rowChunks;
+                        row++;
+                    }
                 }
             }
         }
         cp_async_commit();
     };
-    for (int r = 0; r < stages - 1; r++) issue(r);
-    const float cq = scale * 1.4426950408889634f;
-    // Heads past nh score zeros: the loops below stay free of per-head conditions.
-    for (int i = threadIdx.x; i < H * headDim; i += blockDim.x)
-        qs[i] = i < nh * headDim ? q[((long long)t * heads + h0) * headDim + i] * cq : 0.f;
-    __syncthreads();
+    for (int r = 0; r < stages; r++) issue(r, r);
 
-    // m is the warp's running maximum; l the sum of exp2(score - m) over this lane's key k only (added up at the end).
-    float m[H], l[H], acc[H][NC][4];
+    // Lane l's score register jj H + hh holds key jj ^ jx, head hh ^ hx (lane_sums' order): q is loaded in that order.
+    // Lanes past headDim read dim 0 with q = 0 (their sums are never stored), so no load needs a condition.
+    const int X = (lane * V) >> 5, jx = lane >> 2, hx = X & (H - 1);
+    const float cq = scale * 1.4426950408889634f;
+    float qv[H][NC][4], acc[H][NC][4];
+    int dOff[NC];
 #pragma unroll
-    for (int h = 0; h < H; h++)
+    for (int i = 0; i < NC; i++)
     {
-        m[h] = NEG_INF;
-        l[h] = 0.f;
+        const int d = 4 * lane + 128 * i;
+        dOff[i] = d < headDim ? d * (int)sizeof(T) : 0;
 #pragma unroll
-        for (int i = 0; i < NC; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[h][i][e] = 0.f;
-    }
-    for (int r = 0; r < rounds; r++)
-    {
-        cp_async_wait(stages - 2);
-        // Every lane's copies of round r have landed, and every lane is done with round r - 1's slot, refilled next.
-        __syncwarp();
-        issue(r + stages - 1);
-        const int n = min(DECODE_KEYS, end - (begin + 32 * r + DECODE_KEYS * warp));
-        if (n <= 0) continue;
-        const char* slot = mine + (r % stages) * slotBytes;
-        const char* kr = slot + k * kStride;
-        const char* vr = slot + DECODE_KEYS * kStride;
-        float dot[H];
-#pragma unroll
-        for (int h = 0; h < H; h++) dot[h] = 0.f;
-#pragma unroll 2
-        for (int c = c0; c < rowChunks; c += 4)
+        for (int hh = 0; hh < H; hh++)
         {
-            float kf[E];
-            widen16(KV(), *(const uint4*)(kr + c * 16), kf);
+            const int h = hh ^ hx;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (h < nh && d < headDim) v = *(const float4*)(q + ((long long)t * heads + h0 + h) * headDim + d);
+            qv[hh][i][0] = v.x * cq; qv[hh][i][1] = v.y * cq; qv[hh][i][2] = v.z * cq; qv[hh][i][3] = v.w * cq;
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[hh][i][e] = 0.f;
+        }
+    }
+    int kRow[DECODE_KEYS];
+#pragma unroll
+    for (int jj = 0; jj < DECODE_KEYS; jj++) kRow[jj] = (jj ^ jx) * rowBytes;
+    // m: running maximum of this lane's heads; l: sum of exp2(score - m) over this lane's key only (added up at the end).
+    float m[R], l[R];
+#pragma unroll
+    for (int i = 0; i < R; i++)
+    {
+        m[i] = NEG_INF;
+        l[i] = 0.f;
+    }
+    for (int r = 0, b = 0; r < rounds; r++)
+    {
+        cp_async_wait(stages - 1);
+        // Every lane's copies of round r have landed.
+        __syncwarp();
+        const int n = min(DECODE_KEYS, end - (begin + DECODE_KEYS * (W * r + warp)));
+        if (n > 0)
+        {
+            const char* kr = mine + b * slotBytes;
+            const char* vr = kr + DECODE_KEYS * rowBytes;
+            float a[V];
+#pragma unroll
+            for (int i = 0; i < NC; i++)
+#pragma unroll
+                for (int jj = 0; jj < DECODE_KEYS; jj++)
+                {
+                    float kf[4];
+                    load4(KV(), kr + kRow[jj] + dOff[i], kf);
+#pragma unroll
+                    for (int hh = 0; hh < H; hh++)
+                    {
+                        const float dot = kf[0] * qv[hh][i][0] + kf[1] * qv[hh][i][1] + kf[2] * qv[hh][i][2] + kf[3] * qv[hh][i][3];
+                        a[jj * H + hh] = i == 0 ? dot : a[jj * H + hh] + dot;
+                    }
+                }
+            lane_sums<V, 16>(a);
+            // This lane's scores are of key jx (zero-filled rows past n: masked).
+#pragma unroll
+            for (int i = 0; i < R; i++)
+            {
+                const float score = jx < n ? a[i] : NEG_INF;
+                float top = fmaxf(score, __shfl_xor_sync(FULL_MASK, score, 4));
+                top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 8));
+                top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 16));
+                const float mNew = fmaxf(m[i], top), corr = exp2f(m[i] - mNew), p = jx < n ? exp2f(score - mNew) : 0.f;
+                l[i] = l[i] * corr + p;
+                m[i] = mNew;
+                pw[i ^ X] = p;
+                if (jx == 0) pw[V + ((i ^ X) & (H - 1))] = corr;
+            }
+            __syncwarp();
+            float corr[H];
+            load_heads<H>(pw + V, corr);
 #pragma unroll
             for (int h = 0; h < H; h++)
+#pragma unroll
+                for (int i = 0; i < NC; i++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) acc[h][i][e] *= corr[h];
+            // Rows past n are zeros with p = 0: every row is added.
+#pragma unroll
+            for (int jj = 0; jj < DECODE_KEYS; jj++)
             {
-                const float4* qh = (const float4*)(qs + h * headDim + c * E);
+                float pj[H];
+                load_heads<H>(pw + jj * H, pj);
 #pragma unroll
-                for (int e = 0; e < E / 4; e++)
-                {
-                    float4 qv = qh[e];
-                    dot[h] += kf[4 * e] * qv.x + kf[4 * e + 1] * qv.y + kf[4 * e + 2] * qv.z + kf[4 * e + 3] * qv.w;
-                }
-            }
-        }
-        float p[H];
-#pragma unroll
-        for (int h = 0; h < H; h++)
-        {
-            float score = dot[h] + __shfl_xor_sync(FULL_MASK, dot[h], 8);
-            score += __shfl_xor_sync(FULL_MASK, score, 16);
-            score = k < n ? score : NEG_INF;
-            float top = fmaxf(score, __shfl_xor_sync(FULL_MASK, score, 1));
-            top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 2));
-            top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, 4));
-            const float mNew = fmaxf(m[h], top), corr = exp2f(m[h] - mNew);
-            p[h] = k < n ? exp2f(score - mNew) : 0.f;
-            l[h] = l[h] * corr + p[h];
-            m[h] = mNew;
-#pragma unroll
-            for (int i = 0; i < NC; i++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) acc[h][i][e] *= corr;
-        }
-#pragma unroll
-        for (int j = 0; j < DECODE_KEYS; j++)
-        {
-            if (j >= n) break;
-            float pj[H];
-#pragma unroll
-            for (int h = 0; h < H; h++) pj[h] = __shfl_sync(FULL_MASK, p[h], j);
-#pragma unroll
-            for (int i = 0; i < NC; i++)
-            {
-                const int d = 4 * lane + 128 * i;
-                if (d < headDim)
+                for (int i = 0; i < NC; i++)
                 {
                     float v[4];
-                    load4(KV(), vr + j * vStride + d * (int)sizeof(T), v);
+                    load4(KV(), vr + jj * rowBytes + dOff[i], v);
 #pragma unroll
                     for (int h = 0; h < H; h++)
 #pragma unroll
@@ -1192,24 +1252,27 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
                 }
             }
         }
+        // Every lane is done with slot b (and pw) before it is refilled.
+        __syncwarp();
+        issue(r + stages, b);
+        if (++b == stages) b = 0;
     }
 #pragma unroll
-    for (int h = 0; h < H; h++)
+    for (int i = 0; i < R; i++)
     {
-        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 1);
-        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 2);
-        l[h] += __shfl_xor_sync(FULL_MASK, l[h], 4);
+        l[i] += __shfl_xor_sync(FULL_MASK, l[i], 4);
+        l[i] += __shfl_xor_sync(FULL_MASK, l[i], 8);
+        l[i] += __shfl_xor_sync(FULL_MASK, l[i], 16);
     }
     cp_async_wait(0);
     __syncthreads();
 
     // The warps' states, through shared memory (the ring is free now): [warp][head][dim] sums, then [warp][head] m and l.
     float* red = (float*)ring;
-    float* redM = red + DECODE_WARPS * H * headDim;
-    float* redL = redM + DECODE_WARPS * H;
+    float* redM = red + W * H * headDim;
+    float* redL = redM + W * H;
 #pragma unroll
     for (int h = 0; h < H; h++)
-    {
 #pragma unroll
         for (int i = 0; i < NC; i++)
         {
@@ -1217,12 +1280,14 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
             if (d < headDim)
                 *(float4*)(red + (warp * H + h) * headDim + d) = make_float4(acc[h][i][0], acc[h][i][1], acc[h][i][2], acc[h][i][3]);
         }
-        if (lane == 0)
+    if (jx == 0)
+#pragma unroll
+        for (int i = 0; i < R; i++)
         {
-            redM[warp * H + h] = m[h];
-            redL[warp * H + h] = l[h];
+            const int h = (i ^ X) & (H - 1);
+            redM[warp * H + h] = m[i];
+            redL[warp * H + h] = l[i];
         }
-    }
     __syncthreads();
     // Partials padded to whole float4s: [headDim sums, m, l, 2 unused].
     const int stride = headDim + 4;
@@ -1231,10 +1296,10 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         const int h = i / headDim, d = i - h * headDim;
         float top = NEG_INF;
 #pragma unroll
-        for (int w = 0; w < DECODE_WARPS; w++) top = fmaxf(top, redM[w * H + h]);
+        for (int w = 0; w < W; w++) top = fmaxf(top, redM[w * H + h]);
         float sum = 0.f, a = 0.f;
 #pragma unroll
-        for (int w = 0; w < DECODE_WARPS; w++)
+        for (int w = 0; w < W; w++)
         {
             // A warp that had no keys (m = -inf) adds nothing.
             const float mw = redM[w * H + h];
@@ -1273,9 +1338,9 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     __syncthreads();
     if (!lastSplit) return;
     __threadfence();
-    // Each split's weight exp2(m_z - max) / sum, per head (warp w takes heads w, w + 4, ...), into shared memory.
+    // Each split's weight exp2(m_z - max) / sum, per head (warp w takes heads w, w + W, ...), into shared memory.
     float* weight = red;
-    for (int h = warp; h < nh; h += DECODE_WARPS)
+    for (int h = warp; h < nh; h += W)
     {
         const float* part = partial + ((long long)t * heads + h0 + h) * gridDim.z * stride;
         float top = NEG_INF;
@@ -1312,14 +1377,16 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         *(float4*)(out + row * headDim + d) = v;
     }
 }
-// attention_decode_{cache}_{H}_{NC}: up to H query heads of a KV head, up to 128 NC dims a head.
-#define ATTENTION_DECODE(TYPE, NAME, H, NC) \
-    extern "C" __global__ void __launch_bounds__(128) attention_decode_##NAME##_##H##_##NC(const float* q, float* out, const TYPE::T* kc, \
-        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, \
-        float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters) \
-    { attention_decode<TYPE, H, NC>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, stages, \
-        minKeys, partial, counters); }
+// attention_decode_{cache}_{H}_{NC}_{W}: up to H query heads of a KV head, up to 128 NC dims a head, W warps (2 and 3
+// for heads of up to 128 dims only).
+#define ATTENTION_DECODE(TYPE, NAME, H, NC, W) \
+    extern "C" __global__ void __launch_bounds__(32 * W) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, float* out, \
+        const TYPE::T* kc, const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, \
+        int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters) \
+    { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
+        stages, minKeys, partial, counters); }
+#define ATTENTION_DECODE_HEADS(TYPE, NAME, H) \
+    ATTENTION_DECODE(TYPE, NAME, H, 1, 2) ATTENTION_DECODE(TYPE, NAME, H, 1, 3) ATTENTION_DECODE(TYPE, NAME, H, 1, 4) ATTENTION_DECODE(TYPE, NAME, H, 2, 4)
 #define ATTENTION_DECODE_ALL(TYPE, NAME) \
-    ATTENTION_DECODE(TYPE, NAME, 1, 1) ATTENTION_DECODE(TYPE, NAME, 2, 1) ATTENTION_DECODE(TYPE, NAME, 4, 1) ATTENTION_DECODE(TYPE, NAME, 8, 1) \
-    ATTENTION_DECODE(TYPE, NAME, 1, 2) ATTENTION_DECODE(TYPE, NAME, 2, 2) ATTENTION_DECODE(TYPE, NAME, 4, 2) ATTENTION_DECODE(TYPE, NAME, 8, 2)
+    ATTENTION_DECODE_HEADS(TYPE, NAME, 1) ATTENTION_DECODE_HEADS(TYPE, NAME, 2) ATTENTION_DECODE_HEADS(TYPE, NAME, 4) ATTENTION_DECODE_HEADS(TYPE, NAME, 8)
 ATTENTION_DECODE_ALL(F32, f32) ATTENTION_DECODE_ALL(BF16, bf16) ATTENTION_DECODE_ALL(F16, f16)

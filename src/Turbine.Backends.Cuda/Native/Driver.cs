@@ -42,6 +42,8 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuModuleGetFunction(nint* function, nint module, byte* name);
     [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
     [LibraryImport(Lib)]
+    public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, nint function, int blockThreads, nuint sharedBytes);
+    [LibraryImport(Lib)]
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** parameters, void** extra);
     [LibraryImport(Lib)] public static partial int cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
