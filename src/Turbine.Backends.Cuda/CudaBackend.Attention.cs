@@ -20,7 +20,9 @@ public sealed unsafe partial class CudaBackend
         if (Deferred(new StepOperation(OperationKind.Rotary, q, k, I0: heads, I1: kvHeads, I2: headDim, I3: (int)Step.RotaryStyle)))
             return;
         ulong qp = Ptr(q), kp = Ptr(k);
-        Flush();
+        // Queued linears launch, but a GEMM result they leave stays pending: the attention's RoPE + KV write sums it.
+        FlushLinears();
+        FlushRotary();
         (_rotaryQ, _rotaryK, _rotaryHeads, _rotaryKvHeads, _rotaryHeadDim) = (qp, kp, heads, kvHeads, headDim);
         _rotaryPending = true;
         if (!_options.Fuse)
@@ -32,6 +34,7 @@ public sealed unsafe partial class CudaBackend
     {
         if (!_rotaryPending)
             return;
+        Materialize();
         _rotaryPending = false;
         int half = Step.RotaryHalfDim, heads = _rotaryHeads, kvHeads = _rotaryKvHeads, headDim = _rotaryHeadDim;
         int interleaved = Step.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
