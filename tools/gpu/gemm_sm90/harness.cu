@@ -1,0 +1,356 @@
+// Checks and times gemm_sm90.cu against cuBLAS on the decode GEMM shapes of an 8B model.
+//
+// usage: harness WG KSUB CLUSTER   (one kernel variant: consumer warpgroups, k slices a stage, CTAs a cluster)
+//        harness facts             (the driver's enum values the C# launcher needs)
+// build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a harness.cu -o harness -lcublas -lcuda
+// Weights rotate over copies of more than 256 MB so that L2 (50 MB) never holds them, as in a decode step. Times are
+// the median of 40 calls timed one by one with events, and the mean of 40 back-to-back calls.
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gemm_sm90.cu"
+
+GEMM_SM90(64, 1, 1)
+GEMM_SM90(128, 1, 1)
+GEMM_SM90(256, 1, 1)
+GEMM_SM90(64, 1, 2)
+GEMM_SM90(128, 1, 2)
+GEMM_SM90(256, 1, 2)
+GEMM_SM90(64, 2, 1)
+GEMM_SM90(128, 2, 1)
+GEMM_SM90(64, 2, 2)
+GEMM_SM90(128, 2, 2)
+
+static void check(cudaError_t e, const char* what, int line)
+{
+    if (e != cudaSuccess)
+    {
+        fprintf(stderr, "line %d: %s: %s\n", line, what, cudaGetErrorString(e));
+        exit(1);
+    }
+}
+static void check(cublasStatus_t e, const char* what, int line)
+{
+    if (e != CUBLAS_STATUS_SUCCESS)
+    {
+        fprintf(stderr, "line %d: %s: cublas %d\n", line, what, (int)e);
+        exit(1);
+    }
+}
+static void check(CUresult e, const char* what, int line)
+{
+    if (e != CUDA_SUCCESS)
+    {
+        const char* s = nullptr;
+        cuGetErrorString(e, &s);
+        fprintf(stderr, "line %d: %s: %s\n", line, what, s ? s : "?");
+        exit(1);
+    }
+}
+#define CK(x) check((x), #x, __LINE__)
+
+__global__ void fill_bf16(unsigned short* p, size_t count, unsigned long long seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
+    {
+        unsigned long long z = i + seed * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        float v = (float)(z >> 40) * (2.f / 16777216.f) - 1.f;
+        unsigned u = __float_as_uint(v);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        p[i] = (unsigned short)(u >> 16);
+    }
+}
+
+typedef void (*Kernel)(GemmTma, GemmTma, float*, float*, int*, int, int, int, int);
+
+struct Variant
+{
+    int wg, ksub, cl;
+};
+
+static Kernel pick(int N, int wg, int ksub, int& smem, int& threads)
+{
+#define PICK(NN, W, K)                                      \
+    if (N == NN && wg == W && ksub == K)                    \
+    {                                                       \
+        smem = GemmSm90Shape<NN, W, K>::SMEM;               \
+        threads = GemmSm90Shape<NN, W, K>::THREADS;         \
+        return gemm_sm90_n##NN##_w##W##_k##K;               \
+    }
+    PICK(64, 1, 1) PICK(128, 1, 1) PICK(256, 1, 1) PICK(64, 1, 2) PICK(128, 1, 2) PICK(256, 1, 2)
+    PICK(64, 2, 1) PICK(128, 2, 1) PICK(64, 2, 2) PICK(128, 2, 2)
+#undef PICK
+    return nullptr;
+}
+
+static GemmTma tensor_map(const void* p, unsigned long long inner, unsigned long long outer, unsigned box)
+{
+    static_assert(sizeof(GemmTma) == sizeof(CUtensorMap), "CUtensorMap is 128 bytes");
+    GemmTma m;
+    cuuint64_t dims[2] = {inner, outer}, strides[1] = {inner * 2};
+    cuuint32_t boxes[2] = {64, box}, elements[2] = {1, 1};
+    CK(cuTensorMapEncodeTiled((CUtensorMap*)&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void*)p, dims, strides, boxes, elements,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    return m;
+}
+
+// One launch of the kernel for a shape: what the C# launcher will compute.
+struct Plan
+{
+    Kernel fn;
+    int N, wg, ksub, cl, smem, threads, grid, tiles, units;
+    size_t partialFloats;
+    int counters;
+};
+
+static Plan plan(int rows, int n, int k, Variant v, int sms)
+{
+    Plan p{};
+    p.N = rows <= 64 ? 64 : rows <= 128 ? 128 : 256;
+    p.wg = p.N == 256 ? 1 : v.wg;
+    p.ksub = v.ksub;
+    p.cl = v.cl;
+    p.fn = pick(p.N, p.wg, p.ksub, p.smem, p.threads);
+    int bm = 64 * p.wg;
+    p.tiles = (n + bm * p.cl - 1) / (bm * p.cl);
+    p.units = (k + 64 * p.ksub - 1) / (64 * p.ksub);
+    CK(cudaFuncSetAttribute((const void*)p.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, p.smem));
+    int clusters = sms / p.cl;
+    if (p.cl > 1)
+    {
+        cudaLaunchConfig_t cfg{};
+        cudaLaunchAttribute attr{};
+        attr.id = cudaLaunchAttributeClusterDimension;
+        attr.val.clusterDim.x = p.cl;
+        attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+        cfg.gridDim = dim3(p.cl * clusters);
+        cfg.blockDim = dim3(p.threads);
+        cfg.dynamicSmemBytes = p.smem;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        CK(cudaOccupancyMaxActiveClusters(&clusters, (const void*)p.fn, &cfg));
+    }
+    long long total = (long long)p.tiles * p.units;
+    if (clusters > total)
+        clusters = (int)total;
+    p.grid = clusters * p.cl;
+    p.partialFloats = 2ull * p.grid * bm * p.N;
+    p.counters = p.tiles * p.cl;
+    return p;
+}
+
+static void launch(const Plan& p, const GemmTma& wmap, const GemmTma& xmap, float* y, float* partial, int* counters, int rows, int n,
+                   cudaStream_t stream)
+{
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = p.cl;
+    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(p.grid);
+    cfg.blockDim = dim3(p.threads);
+    cfg.dynamicSmemBytes = p.smem;
+    cfg.stream = stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    GemmTma w = wmap, x = xmap;
+    int r = rows, nn = n, t = p.tiles, u = p.units;
+    void* args[] = {&w, &x, &y, &partial, &counters, &r, &nn, &t, &u};
+    CK(cudaLaunchKernelExC(&cfg, (const void*)p.fn, args));
+}
+
+static float bf(unsigned short h)
+{
+    unsigned u = (unsigned)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+template <class F>
+static void timeit(F call, int copies, double& median, double& mean)
+{
+    const int R = 40;
+    for (int i = 0; i < 5; i++)
+        call(i % copies);
+    CK(cudaDeviceSynchronize());
+    std::vector<cudaEvent_t> e(2 * R + 2);
+    for (auto& x : e)
+        CK(cudaEventCreate(&x));
+    for (int i = 0; i < R; i++)
+    {
+        CK(cudaEventRecord(e[2 * i]));
+        call(i % copies);
+        CK(cudaEventRecord(e[2 * i + 1]));
+    }
+    CK(cudaEventRecord(e[2 * R]));
+    for (int i = 0; i < R; i++)
+        call((i + 3) % copies);
+    CK(cudaEventRecord(e[2 * R + 1]));
+    CK(cudaDeviceSynchronize());
+    std::vector<float> t(R);
+    for (int i = 0; i < R; i++)
+        CK(cudaEventElapsedTime(&t[i], e[2 * i], e[2 * i + 1]));
+    std::sort(t.begin(), t.end());
+    median = 1000.0 * t[R / 2];
+    float all;
+    CK(cudaEventElapsedTime(&all, e[2 * R], e[2 * R + 1]));
+    mean = 1000.0 * all / R;
+    for (auto& x : e)
+        CK(cudaEventDestroy(x));
+}
+
+int main(int argc, char** argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "facts"))
+    {
+        printf("facts: sizeof(CUtensorMap)=%zu BFLOAT16=%d SWIZZLE_128B=%d L2_256B=%d INTERLEAVE_NONE=%d OOB_NONE=%d "
+               "CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION=%d offsetof(CUlaunchAttribute,value)=%zu sizeof(CUlaunchAttribute)=%zu "
+               "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES=%d\n",
+               sizeof(CUtensorMap), (int)CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, (int)CU_TENSOR_MAP_SWIZZLE_128B,
+               (int)CU_TENSOR_MAP_L2_PROMOTION_L2_256B, (int)CU_TENSOR_MAP_INTERLEAVE_NONE, (int)CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+               (int)CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, offsetof(CUlaunchAttribute, value), sizeof(CUlaunchAttribute),
+               (int)CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES);
+        return 0;
+    }
+    if (argc != 4)
+    {
+        fprintf(stderr, "usage: harness WG KSUB CLUSTER | facts\n");
+        return 2;
+    }
+    Variant v{atoi(argv[1]), atoi(argv[2]), atoi(argv[3])};
+    int sms;
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    cublasHandle_t blas;
+    CK(cublasCreate(&blas));
+    void* workspace;
+    CK(cudaMalloc(&workspace, 32 << 20));
+    CK(cublasSetWorkspace(blas, workspace, 32 << 20));
+    CK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));
+
+    struct Shape
+    {
+        const char* name;
+        int n, k;
+        std::vector<int> rows;
+    };
+    std::vector<Shape> shapes = {{"qkv", 6144, 4096, {64, 128, 256}},
+                                 {"o", 4096, 4096, {64, 128, 256}},
+                                 {"gate+up", 28672, 4096, {64, 128, 256}},
+                                 {"down", 4096, 14336, {64, 128, 256}},
+                                 {"lm_head", 128256, 4096, {64, 128, 256}},
+                                 {"odd", 1000, 4168, {77, 200}}};
+    printf("variant wg=%d ksub=%d cluster=%d\n", v.wg, v.ksub, v.cl);
+    printf("| shape | rows | cuBLAS us (b2b) | TB/s | ours us (b2b) | TB/s | speedup | relL2 vs cuBLAS | host err ours/cuBLAS | determ | grid |\n");
+    for (const auto& s : shapes)
+    {
+        size_t wbytes = (size_t)s.n * s.k * 2;
+        int copies = (int)std::max<size_t>(2, ((size_t)256 << 20) / wbytes + 1);
+        std::vector<unsigned short*> w(copies);
+        for (int c = 0; c < copies; c++)
+        {
+            CK(cudaMalloc(&w[c], wbytes));
+            fill_bf16<<<1024, 256>>>(w[c], (size_t)s.n * s.k, 17 + c);
+        }
+        unsigned short* x;
+        CK(cudaMalloc(&x, (size_t)256 * s.k * 2));
+        fill_bf16<<<1024, 256>>>(x, (size_t)256 * s.k, 5);
+        float *yref, *y, *y2;
+        size_t ybytes = (size_t)256 * s.n * 4;
+        CK(cudaMalloc(&yref, ybytes));
+        CK(cudaMalloc(&y, ybytes));
+        CK(cudaMalloc(&y2, ybytes));
+        std::vector<unsigned short> hx((size_t)256 * s.k);
+        CK(cudaMemcpy(hx.data(), x, hx.size() * 2, cudaMemcpyDeviceToHost));
+        for (int rows : s.rows)
+        {
+            Plan p = plan(rows, s.n, s.k, v, sms);
+            float* partial;
+            int* counters;
+            CK(cudaMalloc(&partial, p.partialFloats * 4));
+            CK(cudaMalloc(&counters, p.counters * 4));
+            CK(cudaMemset(counters, 0, p.counters * 4));
+            std::vector<GemmTma> wmaps(copies);
+            for (int c = 0; c < copies; c++)
+                wmaps[c] = tensor_map(w[c], s.k, s.n, 64 * p.wg);
+            GemmTma xmap = tensor_map(x, s.k, rows, p.N / p.cl);
+            const float one = 1.f, zero = 0.f;
+            auto blasCall = [&](int c, float* out) {
+                CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, s.n, rows, s.k, &one, w[c], CUDA_R_16BF, s.k, x, CUDA_R_16BF, s.k, &zero, out,
+                                CUDA_R_32F, s.n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            };
+            auto ownCall = [&](int c, float* out) { launch(p, wmaps[c], xmap, out, partial, counters, rows, s.n, 0); };
+
+            // Correctness on copy 0: against cuBLAS everywhere, against float64 on a sample, and bit-for-bit between runs.
+            blasCall(0, yref);
+            CK(cudaMemset(y, 0xff, ybytes));
+            CK(cudaMemset(y2, 0xff, ybytes));
+            ownCall(0, y);
+            ownCall(1 % copies, y2);
+            ownCall(0, y2);
+            CK(cudaDeviceSynchronize());
+            size_t count = (size_t)rows * s.n;
+            std::vector<float> a(count), b(count), b2(count);
+            CK(cudaMemcpy(a.data(), yref, count * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(b.data(), y, count * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(b2.data(), y2, count * 4, cudaMemcpyDeviceToHost));
+            double num = 0, den = 0;
+            for (size_t i = 0; i < count; i++)
+            {
+                double d = (double)b[i] - a[i];
+                num += d * d;
+                den += (double)a[i] * a[i];
+            }
+            double rel = std::sqrt(num / den);
+            bool determ = !memcmp(b.data(), b2.data(), count * 4);
+            std::vector<unsigned short> wrow(s.k);
+            double hn = 0, hb = 0, hd = 0;
+            for (int i = 0; i < 64; i++)
+            {
+                int f = (int)((i * 2654435761u) % s.n), r = (i * 40503) % rows;
+                if (i == 0)
+                    f = s.n - 1, r = rows - 1;
+                CK(cudaMemcpy(wrow.data(), w[0] + (size_t)f * s.k, s.k * 2, cudaMemcpyDeviceToHost));
+                double ref = 0;
+                for (int kk = 0; kk < s.k; kk++)
+                    ref += (double)bf(wrow[kk]) * bf(hx[(size_t)r * s.k + kk]);
+                double eo = b[(size_t)r * s.n + f] - ref, eb = a[(size_t)r * s.n + f] - ref;
+                hn += eo * eo;
+                hb += eb * eb;
+                hd += ref * ref;
+            }
+            double hostOwn = std::sqrt(hn / hd), hostBlas = std::sqrt(hb / hd);
+            bool ok = rel <= 1e-5 && hostOwn <= 1e-5 && determ;
+
+            double bm, bb, om, ob;
+            timeit([&](int c) { blasCall(c, yref); }, copies, bm, bb);
+            timeit([&](int c) { ownCall(c, y); }, copies, om, ob);
+            double gb = wbytes / 1e6;
+            printf("| %s %dx%d | %d | %.1f (%.1f) | %.2f | %.1f (%.1f) | %.2f | %.2fx | %.1e | %.1e / %.1e | %s | %d%s |\n", s.name, s.n, s.k, rows, bm,
+                   bb, gb / bm, om, ob, gb / om, bm / om, rel, hostOwn, hostBlas, determ ? "yes" : "NO", p.grid, ok ? "" : " FAIL");
+            fflush(stdout);
+            CK(cudaFree(partial));
+            CK(cudaFree(counters));
+        }
+        for (auto p : w)
+            CK(cudaFree(p));
+        CK(cudaFree(x));
+        CK(cudaFree(yref));
+        CK(cudaFree(y));
+        CK(cudaFree(y2));
+    }
+    return 0;
+}
