@@ -1,15 +1,14 @@
 // bf16 GEMM on Hopper tensor cores for decode steps: Y[rows × n] (float32) = X[rows × k] · W[n × k]^T, X and W bf16
 // row-major, float32 accumulation; rows at most 256. At these rows the product is bound by reading W once, so the
 // kernel is built to stream W at the memory's copy rate:
-// - Weights are wgmma's A operand (64 output features a warpgroup, M), activations its B operand (N = the rows), both
-//   K-major in shared memory with the 128-byte swizzle that the tensor memory accelerator (TMA) writes.
+// - Weights are wgmma's A operand (64 output features per instruction, M), activations its B operand (N = the rows),
+//   both K-major in shared memory in the 128-byte swizzled layout that the tensor memory accelerator (TMA) writes.
 // - One producer thread streams weight and activation tiles through a ring of shared-memory stages with
-//   cp.async.bulk.tensor, completing on mbarriers; 1 or 2 consumer warpgroups multiply.
+//   cp.async.bulk.tensor, completing on mbarriers; 2 consumer warpgroups of MW × 64 features each multiply. Every CTA
+//   reads the activations of its k-blocks from L2 again (N / (128 MW) bytes per weight byte), so MW = 2 at N <= 128.
 // - A persistent grid splits the (feature tile × k-block) work evenly over the CTAs (stream-K), so every SM moves the
-//   same number of weight bytes whatever the shape. A tile cut between CTAs is summed by the last of them to finish,
-//   in CTA order, so results do not depend on timing.
-// - In a cluster of 2 or 4 CTAs (neighbouring feature tiles, the same k-blocks) each CTA loads a part of the
-//   activation tile and multicasts it to all, which divides the activations' L2 traffic by the cluster size.
+//   same number of weight bytes whatever the shape. A tile cut between CTAs is summed after all of them wrote their
+//   partial sums, each CTA a slice of it, in CTA order, so results do not depend on timing.
 // No headers: NVRTC compiles this with the rest of the module. Only sm_90a has wgmma; elsewhere the kernels are empty.
 
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value.
@@ -18,23 +17,23 @@ struct __align__(64) GemmTma
     unsigned long long bits[16];
 };
 
-// Shape of one kernel instance: N rows of activations (64, 128 or 256), WG consumer warpgroups of 64 features, KSUB
-// 64-wide k slices (one 128-byte swizzle atom each) per pipeline stage.
-template <int N, int WG, int KSUB>
+// Shape of one kernel instance: N rows of activations (64, 128 or 256), MW blocks of 64 features per consumer
+// warpgroup, so BM = 128 MW features a tile.
+template <int N, int MW>
 struct GemmSm90Shape
 {
     enum : int
     {
-        BM = 64 * WG,
-        W_BYTES = KSUB * BM * 128,
-        X_BYTES = KSUB * N * 128,
+        BM = 128 * MW,
+        W_BYTES = BM * 128,  // one stage: 64 k of each feature, 128 bytes
+        X_BYTES = N * 128,
         STAGE = W_BYTES + X_BYTES,
-        // As many stages as fit in 225 KB beside the 1 KB alignment slack and the barriers: 64-96 KB of weights in
-        // flight per SM covers the memory latency at the copy rate.
+        // As many stages as fit in 225 KB beside the 1 KB alignment slack and the barriers: 96-200 KB in flight per SM
+        // covers the memory latency at the copy rate.
         FIT = (225 * 1024 - 1024 - 512) / STAGE,
         STAGES = FIT > 16 ? 16 : FIT,
         SMEM = 1024 + STAGES * STAGE + 512,
-        THREADS = 128 * (WG + 1),
+        THREADS = 288,  // consumer warpgroups in warps 0-7 (wgmma wants them 4-aligned), the producer in warp 8
     };
 };
 
@@ -56,6 +55,11 @@ __device__ __forceinline__ void gemm_mbar_expect_tx(unsigned bar, unsigned bytes
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
 }
 
+__device__ __forceinline__ void gemm_mbar_arrive(unsigned bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
 __device__ __forceinline__ void gemm_mbar_wait(unsigned bar, unsigned parity)
 {
     unsigned done;
@@ -68,34 +72,11 @@ __device__ __forceinline__ void gemm_mbar_wait(unsigned bar, unsigned parity)
     } while (!done);
 }
 
-// Arrives on the barrier at the same offset in CTA `cta` of the cluster: a stage is free only when every CTA whose
-// multicast writes into it has been released by its consumers.
-__device__ __forceinline__ void gemm_mbar_arrive_cluster(unsigned bar, unsigned cta)
-{
-    asm volatile("{\n.reg .b32 r;\nmapa.shared::cluster.u32 r, %0, %1;\nmbarrier.arrive.release.cluster.shared::cluster.b64 _, [r];\n}"
-                 ::"r"(bar), "r"(cta)
-                 : "memory");
-}
-
 __device__ __forceinline__ void gemm_tma_load(unsigned dst, const GemmTma* map, int c0, int c1, unsigned bar, unsigned long long policy)
 {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;"
                  ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar), "l"(policy)
                  : "memory");
-}
-
-__device__ __forceinline__ void gemm_tma_multicast(unsigned dst, const GemmTma* map, int c0, int c1, unsigned bar, unsigned short mask,
-                                                   unsigned long long policy)
-{
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster.L2::cache_hint"
-                 " [%0], [%1, {%2, %3}], [%4], %5, %6;"
-                 ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar), "h"(mask), "l"(policy)
-                 : "memory");
-}
-
-__device__ __forceinline__ void gemm_cluster_sync()
-{
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
 // Shared-memory matrix descriptor of a K-major tile in the 128-byte swizzled layout: rows of 128 bytes, groups of 8
@@ -195,57 +176,120 @@ __device__ __forceinline__ void gemm_wgmma(float (&d)[N / 2], unsigned long long
         gemm_sm90_wgmma_n256(d, a, b, accumulate);
 }
 
-__device__ __forceinline__ void gemm_store(float* y, int rows, int n, int r, int f, float v)
+// First unit of the stream-K range of CTA c (of `ctas`), over `total` units; the ranges cover them all.
+__device__ __forceinline__ int gemm_start(int c, int ctas, long long total)
 {
-    if (r < rows && f < n)
-        y[(long long)r * n + f] = v;
+    return (int)(c * total / ctas);
 }
 
-// First unit of the stream-K range of cluster c (of `clusters`), over `total` units; the ranges cover them all.
-__device__ __forceinline__ int gemm_start(int c, int clusters, long long total)
+// The CTA whose range holds unit u: the largest c with gemm_start(c) <= u.
+__device__ __forceinline__ int gemm_owner(int u, int ctas, long long total)
 {
-    return (int)(c * total / clusters);
+    return (int)(((long long)(u + 1) * ctas - 1) / total);
 }
 
-// The cluster whose range holds unit u: the largest c with gemm_start(c) <= u.
-__device__ __forceinline__ int gemm_owner(int u, int clusters, long long total)
+// The accumulator layout of m64nNk16: warp w of a warpgroup holds features 16w + lane/4 (+8), its register 4j+q the
+// row 8j + 2(lane%4) + q%2 of feature + 8(q/2). Chunk j (of MW * N/8) of consumer thread ct: block j / (N/8) of the
+// thread's warpgroup, rows 8(j % (N/8)) + 2(lane%4) + {0, 1}, features f and f + 8. Stores the chunk's 4 values.
+template <int N, int MW>
+__device__ __forceinline__ void gemm_store4(float* y, int rows, int n, int tile, int ct, int j, float v0, float v1, float v2, float v3)
 {
-    return (int)(((long long)(u + 1) * clusters - 1) / total);
+    const int lane = ct & 31;
+    const int f = tile * 128 * MW + (ct >> 7) * 64 * MW + (j / (N / 8)) * 64 + ((ct >> 5) & 3) * 16 + (lane >> 2);
+    const int r = 8 * (j % (N / 8)) + 2 * (lane & 3);
+    if (r < rows)
+    {
+        if (f < n)
+            y[(long long)r * n + f] = v0;
+        if (f + 8 < n)
+            y[(long long)r * n + f + 8] = v2;
+    }
+    if (r + 1 < rows)
+    {
+        if (f < n)
+            y[(long long)(r + 1) * n + f] = v1;
+        if (f + 8 < n)
+            y[(long long)(r + 1) * n + f + 8] = v3;
+    }
 }
 
-template <int N, int WG, int KSUB>
+// Partial-sum slot of CTA c for tile t: two per CTA, for its first tile and for its last (a range inside one tile uses
+// the first), each BM * N floats in the accumulators' layout: float4 number j * 256 + ct holds chunk j of thread ct.
+__device__ __forceinline__ float* gemm_slot(float* partial, int c, int t, int ctas, long long total, int units, int floats)
+{
+    const int which = gemm_start(c, ctas, total) / units == t ? 0 : 1;
+    return partial + (long long)(2 * c + which) * floats;
+}
+
+// Sums slice `index` of the `count` slices of cut tile t from the partial sums of CTAs owner .. owner + count - 1, in
+// that order, into y, once all of them have written theirs (counters[t] counts the writers, then the readers; the
+// last reader leaves it at zero). Every CTA writes its partial sums before it waits here, and a CTA has an SM of its
+// own (grid <= SMs, one CTA an SM), so the wait ends.
+template <int N, int MW>
+__device__ __forceinline__ void gemm_fixup(float* y, float* partial, int* counters, int rows, int n, int t, int owner, int count,
+                                           int index, int ctas, long long total, int units)
+{
+    typedef GemmSm90Shape<N, MW> S;
+    constexpr int F4 = S::BM * N / 4, THREADS = 256;
+    const int ct = threadIdx.x;
+    if (ct == 0)
+    {
+        unsigned seen;
+        do
+        {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counters + t) : "memory");
+            if (seen < (unsigned)count)
+                __nanosleep(64);
+        } while (seen < (unsigned)count);
+    }
+    asm volatile("bar.sync 1, %0;" ::"r"(THREADS) : "memory");
+    const int lo = (int)((long long)F4 * index / count), hi = (int)((long long)F4 * (index + 1) / count);
+    for (int i = lo + ct; i < hi; i += THREADS)
+    {
+        float4 s = __ldcg((const float4*)gemm_slot(partial, owner, t, ctas, total, units, S::BM * N) + i);
+        for (int c = owner + 1; c < owner + count; c++)
+        {
+            const float4 v = __ldcg((const float4*)gemm_slot(partial, c, t, ctas, total, units, S::BM * N) + i);
+            s.x += v.x;
+            s.y += v.y;
+            s.z += v.z;
+            s.w += v.w;
+        }
+        gemm_store4<N, MW>(y, rows, n, t, i % THREADS, i / THREADS, s.x, s.y, s.z, s.w);
+    }
+    asm volatile("bar.sync 1, %0;" ::"r"(THREADS) : "memory");
+    if (ct == 0 && atomicAdd(counters + t, 1) == 2 * count - 1)
+        counters[t] = 0;
+}
+
+template <int N, int MW>
 __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xmap, float* y, float* partial, int* counters, int rows,
                                           int n, int tiles, int units)
 {
-    typedef GemmSm90Shape<N, WG, KSUB> S;
-    constexpr int BM = S::BM, STAGES = S::STAGES;
+    typedef GemmSm90Shape<N, MW> S;
+    constexpr int BM = S::BM, STAGES = S::STAGES, FLOATS = BM * N;
     extern __shared__ unsigned char gemm_shared[];
     // The 128-byte swizzle repeats every 1024 bytes: the descriptors assume stage tiles aligned to it.
     const unsigned base = (gemm_smem_addr(gemm_shared) + 1023u) & ~1023u;
-    const unsigned full = base + STAGES * S::STAGE, empty = full + 8 * STAGES, flag = empty + 8 * STAGES;
-    const int tid = threadIdx.x;
-    unsigned cl, rank;
-    asm("mov.u32 %0, %%cluster_nctarank;" : "=r"(cl));
-    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-    const int clusters = gridDim.x / cl, cluster = blockIdx.x / cl;
+    const unsigned full = base + STAGES * S::STAGE, empty = full + 8 * STAGES;
+    const int tid = threadIdx.x, ctas = gridDim.x, cta = blockIdx.x;
     const long long total = (long long)tiles * units;
-    const int first = gemm_start(cluster, clusters, total), last = gemm_start(cluster + 1, clusters, total);
+    const int first = gemm_start(cta, ctas, total), last = gemm_start(cta + 1, ctas, total);
 
     if (tid == 0)
     {
         for (int s = 0; s < STAGES; s++)
         {
             gemm_mbar_init(full + 8 * s, 1);
-            gemm_mbar_init(empty + 8 * s, 4 * WG * cl);
+            gemm_mbar_init(empty + 8 * s, 8);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-    // Peers multicast into this CTA's stages and arrive on its barriers: all must be initialised first.
-    gemm_cluster_sync();
+    __syncthreads();
 
-    if (tid < 128)
+    if (tid >= 256)
     {
-        if (tid == 0)
+        if (tid == 256)
         {
             asm volatile("prefetch.tensormap [%0];" ::"l"(&wmap) : "memory");
             asm volatile("prefetch.tensormap [%0];" ::"l"(&xmap) : "memory");
@@ -253,25 +297,16 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
             unsigned long long stream, keep;
             asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(stream));
             asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(keep));
-            const int xrows = N / cl;
             int s = 0;
             unsigned phase = 0;
             for (int u = first; u < last; u++)
             {
                 gemm_mbar_wait(empty + 8 * s, phase ^ 1);
                 gemm_mbar_expect_tx(full + 8 * s, S::STAGE);
-                const int t = u / units, k0 = (u - t * units) * KSUB * 64;
-                const unsigned w = base + s * S::STAGE, x = w + S::W_BYTES;
-#pragma unroll
-                for (int ks = 0; ks < KSUB; ks++)
-                {
-                    gemm_tma_load(w + ks * BM * 128, &wmap, k0 + ks * 64, (t * cl + rank) * BM, full + 8 * s, stream);
-                    if (cl == 1)
-                        gemm_tma_load(x + ks * N * 128, &xmap, k0 + ks * 64, 0, full + 8 * s, keep);
-                    else
-                        gemm_tma_multicast(x + ks * N * 128 + rank * xrows * 128, &xmap, k0 + ks * 64, rank * xrows, full + 8 * s,
-                                           (unsigned short)((1u << cl) - 1), keep);
-                }
+                const int t = u / units, k0 = (u - t * units) * 64;
+                const unsigned w = base + s * S::STAGE;
+                gemm_tma_load(w, &wmap, k0, t * BM, full + 8 * s, stream);
+                gemm_tma_load(w + S::W_BYTES, &xmap, k0, 0, full + 8 * s, keep);
                 if (++s == STAGES)
                 {
                     s = 0;
@@ -279,134 +314,93 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
                 }
             }
         }
+        return;
     }
-    else
-    {
-        const int ct = tid - 128, wg = ct >> 7, warp = (ct >> 5) & 3, lane = tid & 31;
-        float acc[N / 2];
+
+    const int ct = tid, wg = ct >> 7, lane = ct & 31;
+    float acc[MW][N / 2];
+#pragma unroll
+    for (int m = 0; m < MW; m++)
 #pragma unroll
         for (int i = 0; i < N / 2; i++)
-            acc[i] = 0.f;
-        int s = 0;
-        unsigned phase = 0;
-        for (int u = first; u < last;)
+            acc[m][i] = 0.f;
+    int s = 0;
+    unsigned phase = 0;
+    for (int u = first; u < last;)
+    {
+        const int t = u / units, seg = u, end = min(last, (t + 1) * units);
+        for (; u < end; u++)
         {
-            const int t = u / units, seg = u, end = min(last, (t + 1) * units);
-            for (; u < end; u++)
+            gemm_mbar_wait(full + 8 * s, phase);
+            const unsigned w = base + s * S::STAGE + wg * MW * 64 * 128, x = base + s * S::STAGE + S::W_BYTES;
+#pragma unroll
+            for (int m = 0; m < MW; m++)
+                gemm_fence_acc(acc[m]);
+            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int m = 0; m < MW; m++)
+                    gemm_wgmma<N>(acc[m], gemm_desc(w + m * 64 * 128 + kk * 32), gemm_desc(x + kk * 32), (u != seg || kk != 0) ? 1 : 0);
+            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+#pragma unroll
+            for (int m = 0; m < MW; m++)
+                gemm_fence_acc(acc[m]);
+            if (lane == 0)
+                gemm_mbar_arrive(empty + 8 * s);
+            if (++s == STAGES)
             {
-                gemm_mbar_wait(full + 8 * s, phase);
-                const unsigned w = base + s * S::STAGE + wg * 64 * 128, x = base + s * S::STAGE + S::W_BYTES;
-                gemm_fence_acc(acc);
-                asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-                for (int ks = 0; ks < KSUB; ks++)
-#pragma unroll
-                    for (int kk = 0; kk < 4; kk++)
-                        gemm_wgmma<N>(acc, gemm_desc(w + ks * BM * 128 + kk * 32), gemm_desc(x + ks * N * 128 + kk * 32),
-                                      (u != seg || ks != 0 || kk != 0) ? 1 : 0);
-                asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                gemm_fence_acc(acc);
-                if (lane == 0)
-                    for (unsigned c = 0; c < cl; c++)
-                        gemm_mbar_arrive_cluster(empty + 8 * s, c);
-                if (++s == STAGES)
-                {
-                    s = 0;
-                    phase ^= 1;
-                }
-            }
-
-            // Epilogue of tile t. The accumulator layout of m64nNk16: warp w holds features 16w + lane/4 (+8), and
-            // register 4j+q the row 8j + 2(lane%4) + q%2 of feature + 8(q/2).
-            const int f = (t * cl + rank) * BM + wg * 64 + warp * 16 + (lane >> 2), r = 2 * (lane & 3);
-            const int owner0 = gemm_owner(t * units, clusters, total), owner1 = gemm_owner((t + 1) * units - 1, clusters, total);
-            if (owner0 == owner1)
-            {
-#pragma unroll
-                for (int j = 0; j < N / 8; j++)
-                {
-                    gemm_store(y, rows, n, 8 * j + r, f, acc[4 * j]);
-                    gemm_store(y, rows, n, 8 * j + r + 1, f, acc[4 * j + 1]);
-                    gemm_store(y, rows, n, 8 * j + r, f + 8, acc[4 * j + 2]);
-                    gemm_store(y, rows, n, 8 * j + r + 1, f + 8, acc[4 * j + 3]);
-                }
-                continue;
-            }
-            // Tile t is cut between clusters owner0..owner1. Each keeps two partial slots, for its first tile and its
-            // last (a range inside one tile uses the first), in the accumulators' own layout: 16 bytes a thread a row.
-            const long long slotFloats = (long long)BM * N, stride = WG * 128 * 4;
-            const int cta = t * cl + rank;
-            auto slot = [&](int c) {
-                const int which = gemm_start(c, clusters, total) / units == t ? 0 : 1;
-                return partial + ((long long)(c * 2 + which) * cl + rank) * slotFloats + ct * 4;
-            };
-            float* mine = slot(cluster);
-#pragma unroll
-            for (int j = 0; j < N / 8; j++)
-                asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(mine + j * stride), "f"(acc[4 * j]), "f"(acc[4 * j + 1]),
-                             "f"(acc[4 * j + 2]), "f"(acc[4 * j + 3])
-                             : "memory");
-            __threadfence();
-            asm volatile("bar.sync 1, %0;" ::"r"(WG * 128) : "memory");
-            if (ct == 0)
-            {
-                const int done = atomicAdd(counters + cta, 1) == owner1 - owner0;
-                if (done)
-                    counters[cta] = 0;  // left at zero for the next launch
-                asm volatile("st.shared.u32 [%0], %1;" ::"r"(flag), "r"(done) : "memory");
-            }
-            asm volatile("bar.sync 1, %0;" ::"r"(WG * 128) : "memory");
-            unsigned done;
-            asm volatile("ld.shared.u32 %0, [%1];" : "=r"(done) : "r"(flag) : "memory");
-            if (!done)
-                continue;
-            __threadfence();
-#pragma unroll
-            for (int j = 0; j < N / 8; j++)
-            {
-                float v0 = 0.f, v1 = 0.f, v2 = 0.f, v3 = 0.f;
-                // In cluster order whoever finishes last, so the sum is the same every run.
-                for (int c = owner0; c <= owner1; c++)
-                {
-                    float a0, a1, a2, a3;
-                    if (c == cluster)
-                        a0 = acc[4 * j], a1 = acc[4 * j + 1], a2 = acc[4 * j + 2], a3 = acc[4 * j + 3];
-                    else
-                        asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];"
-                                     : "=f"(a0), "=f"(a1), "=f"(a2), "=f"(a3)
-                                     : "l"(slot(c) + j * stride)
-                                     : "memory");
-                    if (c == owner0)
-                        v0 = a0, v1 = a1, v2 = a2, v3 = a3;
-                    else
-                        v0 += a0, v1 += a1, v2 += a2, v3 += a3;
-                }
-                gemm_store(y, rows, n, 8 * j + r, f, v0);
-                gemm_store(y, rows, n, 8 * j + r + 1, f, v1);
-                gemm_store(y, rows, n, 8 * j + r, f + 8, v2);
-                gemm_store(y, rows, n, 8 * j + r + 1, f + 8, v3);
+                s = 0;
+                phase ^= 1;
             }
         }
+        if (gemm_owner(t * units, ctas, total) == gemm_owner((t + 1) * units - 1, ctas, total))
+        {
+#pragma unroll
+            for (int m = 0; m < MW; m++)
+#pragma unroll
+                for (int j = 0; j < N / 8; j++)
+                    gemm_store4<N, MW>(y, rows, n, t, ct, m * (N / 8) + j, acc[m][4 * j], acc[m][4 * j + 1], acc[m][4 * j + 2], acc[m][4 * j + 3]);
+            continue;
+        }
+        // Tile t is cut between CTAs: this CTA's share goes to its slot, summed once the other shares are there too.
+        float4* mine = (float4*)gemm_slot(partial, cta, t, ctas, total, units, FLOATS) + ct;
+#pragma unroll
+        for (int m = 0; m < MW; m++)
+#pragma unroll
+            for (int j = 0; j < N / 8; j++)
+                __stcg(mine + (m * (N / 8) + j) * 256, make_float4(acc[m][4 * j], acc[m][4 * j + 1], acc[m][4 * j + 2], acc[m][4 * j + 3]));
+        __threadfence();
+        asm volatile("bar.sync 1, 256;" ::: "memory");
+        if (ct == 0)
+            atomicAdd(counters + t, 1);
     }
-    // Peers may still arrive on this CTA's barriers: none leaves before all are done.
-    gemm_cluster_sync();
+
+    // Cut tiles: this CTA's first and last ones, each summed in slices by all CTAs that share it.
+    const int t0 = first / units, t1 = (last - 1) / units;
+    for (int t = t0; t <= t1; t += (t1 > t0 ? t1 - t0 : 1))
+    {
+        const int owner = gemm_owner(t * units, ctas, total), count = gemm_owner((t + 1) * units - 1, ctas, total) - owner + 1;
+        if (count > 1)
+            gemm_fixup<N, MW>(y, partial, counters, rows, n, t, owner, count, cta - owner, ctas, total, units);
+    }
 }
 #endif
 
-// wmap: W as {k, n} bf16, box {64, 64 * WG}; xmap: X as {k, rows}, box {64, N / cluster size}; both 128-byte swizzled.
-// partial: 2 * gridDim.x * 64 * WG * N floats; counters: one int per 64 * WG features, zero (and left at zero).
-// tiles: feature tiles of 64 * WG * cluster size; units: k-blocks of 64 * KSUB per tile. gridDim.x: CTAs, at most one
-// per SM, a multiple of the cluster size, at most tiles * units clusters.
+// wmap: W as {k, n} bf16, box {64, 128 MW}; xmap: X as {k, rows}, box {64, N}; both 128-byte swizzled.
+// partial: 2 * gridDim.x * 128 MW * N floats; counters: one int per tile, zero (and left at zero).
+// tiles: feature tiles of 128 MW; units: k-blocks of 64 per tile. gridDim.x: CTAs, at most one per SM (their shared
+// memory sees to that) and at most tiles * units.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define GEMM_SM90_BODY(N, WG, KSUB) gemm_sm90<N, WG, KSUB>(wmap, xmap, y, partial, counters, rows, n, tiles, units);
+#define GEMM_SM90_BODY(N, MW) gemm_sm90<N, MW>(wmap, xmap, y, partial, counters, rows, n, tiles, units);
 #else
-#define GEMM_SM90_BODY(N, WG, KSUB)
+#define GEMM_SM90_BODY(N, MW)
 #endif
-#define GEMM_SM90(N, WG, KSUB)                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128 * (WG + 1), 1)                                                              \
-        gemm_sm90_n##N##_w##WG##_k##KSUB(const __grid_constant__ GemmTma wmap, const __grid_constant__ GemmTma xmap, float* y, \
-                                          float* partial, int* counters, int rows, int n, int tiles, int units)                  \
+#define GEMM_SM90(N, MW)                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(288, 1)                                                                         \
+        gemm_sm90_n##N##_m##MW(const __grid_constant__ GemmTma wmap, const __grid_constant__ GemmTma xmap, float* y, float* partial, \
+                               int* counters, int rows, int n, int tiles, int units)                                             \
     {                                                                                                                            \
-        GEMM_SM90_BODY(N, WG, KSUB)                                                                                              \
+        GEMM_SM90_BODY(N, MW)                                                                                                    \
     }

@@ -1,6 +1,7 @@
 // Checks and times gemm_sm90.cu against cuBLAS on the decode GEMM shapes of an 8B model.
 //
-// usage: harness WG KSUB CLUSTER   (one kernel variant: consumer warpgroups, k slices a stage, CTAs a cluster)
+// usage: harness MW PROMOTION       (one kernel variant: 64-feature blocks per consumer warpgroup, 1 or 2; the
+//                                    weights' CUtensorMapL2promotion, 0-3)
 //        harness facts             (the driver's enum values the C# launcher needs)
 // build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a harness.cu -o harness -lcublas -lcuda
 // Weights rotate over copies of more than 256 MB so that L2 (50 MB) never holds them, as in a decode step. Times are
@@ -19,16 +20,11 @@
 
 #include "gemm_sm90.cu"
 
-GEMM_SM90(64, 1, 1)
-GEMM_SM90(128, 1, 1)
-GEMM_SM90(256, 1, 1)
-GEMM_SM90(64, 1, 2)
-GEMM_SM90(128, 1, 2)
-GEMM_SM90(256, 1, 2)
-GEMM_SM90(64, 2, 1)
-GEMM_SM90(128, 2, 1)
-GEMM_SM90(64, 2, 2)
-GEMM_SM90(128, 2, 2)
+GEMM_SM90(64, 1)
+GEMM_SM90(64, 2)
+GEMM_SM90(128, 1)
+GEMM_SM90(128, 2)
+GEMM_SM90(256, 1)
 
 static void check(cudaError_t e, const char* what, int line)
 {
@@ -75,34 +71,33 @@ __global__ void fill_bf16(unsigned short* p, size_t count, unsigned long long se
 
 typedef void (*Kernel)(GemmTma, GemmTma, float*, float*, int*, int, int, int, int);
 
+// A kernel choice: feature blocks per consumer warpgroup (1 or 2; 1 at 256 rows) and the weights' L2 promotion.
 struct Variant
 {
-    int wg, ksub, cl;
+    int mw, promotion;
 };
 
-static Kernel pick(int N, int wg, int ksub, int& smem, int& threads)
+static Kernel pick(int N, int mw, int& smem)
 {
-#define PICK(NN, W, K)                                      \
-    if (N == NN && wg == W && ksub == K)                    \
-    {                                                       \
-        smem = GemmSm90Shape<NN, W, K>::SMEM;               \
-        threads = GemmSm90Shape<NN, W, K>::THREADS;         \
-        return gemm_sm90_n##NN##_w##W##_k##K;               \
+#define PICK(NN, M)                                   \
+    if (N == NN && mw == M)                           \
+    {                                                 \
+        smem = GemmSm90Shape<NN, M>::SMEM;            \
+        return gemm_sm90_n##NN##_m##M;                \
     }
-    PICK(64, 1, 1) PICK(128, 1, 1) PICK(256, 1, 1) PICK(64, 1, 2) PICK(128, 1, 2) PICK(256, 1, 2)
-    PICK(64, 2, 1) PICK(128, 2, 1) PICK(64, 2, 2) PICK(128, 2, 2)
+    PICK(64, 1) PICK(64, 2) PICK(128, 1) PICK(128, 2) PICK(256, 1)
 #undef PICK
     return nullptr;
 }
 
-static GemmTma tensor_map(const void* p, unsigned long long inner, unsigned long long outer, unsigned box)
+static GemmTma tensor_map(const void* p, unsigned long long inner, unsigned long long outer, unsigned box, int promotion)
 {
     static_assert(sizeof(GemmTma) == sizeof(CUtensorMap), "CUtensorMap is 128 bytes");
     GemmTma m;
     cuuint64_t dims[2] = {inner, outer}, strides[1] = {inner * 2};
     cuuint32_t boxes[2] = {64, box}, elements[2] = {1, 1};
     CK(cuTensorMapEncodeTiled((CUtensorMap*)&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void*)p, dims, strides, boxes, elements,
-                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, (CUtensorMapL2promotion)promotion,
                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
     return m;
 }
@@ -111,65 +106,33 @@ static GemmTma tensor_map(const void* p, unsigned long long inner, unsigned long
 struct Plan
 {
     Kernel fn;
-    int N, wg, ksub, cl, smem, threads, grid, tiles, units;
+    int N, mw, smem, grid, tiles, units;
     size_t partialFloats;
-    int counters;
 };
 
 static Plan plan(int rows, int n, int k, Variant v, int sms)
 {
     Plan p{};
     p.N = rows <= 64 ? 64 : rows <= 128 ? 128 : 256;
-    p.wg = p.N == 256 ? 1 : v.wg;
-    p.ksub = v.ksub;
-    p.cl = v.cl;
-    p.fn = pick(p.N, p.wg, p.ksub, p.smem, p.threads);
-    int bm = 64 * p.wg;
-    p.tiles = (n + bm * p.cl - 1) / (bm * p.cl);
-    p.units = (k + 64 * p.ksub - 1) / (64 * p.ksub);
+    p.mw = p.N == 256 ? 1 : v.mw;
+    p.fn = pick(p.N, p.mw, p.smem);
+    int bm = 128 * p.mw;
+    p.tiles = (n + bm - 1) / bm;
+    p.units = (k + 63) / 64;
     CK(cudaFuncSetAttribute((const void*)p.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, p.smem));
-    int clusters = sms / p.cl;
-    if (p.cl > 1)
-    {
-        cudaLaunchConfig_t cfg{};
-        cudaLaunchAttribute attr{};
-        attr.id = cudaLaunchAttributeClusterDimension;
-        attr.val.clusterDim.x = p.cl;
-        attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
-        cfg.gridDim = dim3(p.cl * clusters);
-        cfg.blockDim = dim3(p.threads);
-        cfg.dynamicSmemBytes = p.smem;
-        cfg.attrs = &attr;
-        cfg.numAttrs = 1;
-        CK(cudaOccupancyMaxActiveClusters(&clusters, (const void*)p.fn, &cfg));
-    }
     long long total = (long long)p.tiles * p.units;
-    if (clusters > total)
-        clusters = (int)total;
-    p.grid = clusters * p.cl;
+    p.grid = (int)std::min<long long>(sms, total);
     p.partialFloats = 2ull * p.grid * bm * p.N;
-    p.counters = p.tiles * p.cl;
     return p;
 }
 
 static void launch(const Plan& p, const GemmTma& wmap, const GemmTma& xmap, float* y, float* partial, int* counters, int rows, int n,
                    cudaStream_t stream)
 {
-    cudaLaunchConfig_t cfg{};
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = p.cl;
-    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
-    cfg.gridDim = dim3(p.grid);
-    cfg.blockDim = dim3(p.threads);
-    cfg.dynamicSmemBytes = p.smem;
-    cfg.stream = stream;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
     GemmTma w = wmap, x = xmap;
     int r = rows, nn = n, t = p.tiles, u = p.units;
     void* args[] = {&w, &x, &y, &partial, &counters, &r, &nn, &t, &u};
-    CK(cudaLaunchKernelExC(&cfg, (const void*)p.fn, args));
+    CK(cudaLaunchKernel((const void*)p.fn, dim3(p.grid), dim3(GemmSm90Shape<64, 1>::THREADS), args, p.smem, stream));
 }
 
 static float bf(unsigned short h)
@@ -226,12 +189,12 @@ int main(int argc, char** argv)
                (int)CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES);
         return 0;
     }
-    if (argc != 4)
+    if (argc != 3)
     {
-        fprintf(stderr, "usage: harness WG KSUB CLUSTER | facts\n");
+        fprintf(stderr, "usage: harness MW PROMOTION | facts\n");
         return 2;
     }
-    Variant v{atoi(argv[1]), atoi(argv[2]), atoi(argv[3])};
+    Variant v{atoi(argv[1]), atoi(argv[2])};
     int sms;
     CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     cublasHandle_t blas;
@@ -253,7 +216,7 @@ int main(int argc, char** argv)
                                  {"down", 4096, 14336, {64, 128, 256}},
                                  {"lm_head", 128256, 4096, {64, 128, 256}},
                                  {"odd", 1000, 4168, {77, 200}}};
-    printf("variant wg=%d ksub=%d cluster=%d\n", v.wg, v.ksub, v.cl);
+    printf("variant mw=%d weight L2 promotion=%d\n", v.mw, v.promotion);
     printf("| shape | rows | cuBLAS us (b2b) | TB/s | ours us (b2b) | TB/s | speedup | relL2 vs cuBLAS | host err ours/cuBLAS | determ | grid |\n");
     for (const auto& s : shapes)
     {
@@ -281,12 +244,12 @@ int main(int argc, char** argv)
             float* partial;
             int* counters;
             CK(cudaMalloc(&partial, p.partialFloats * 4));
-            CK(cudaMalloc(&counters, p.counters * 4));
-            CK(cudaMemset(counters, 0, p.counters * 4));
+            CK(cudaMalloc(&counters, p.tiles * 4));
+            CK(cudaMemset(counters, 0, p.tiles * 4));
             std::vector<GemmTma> wmaps(copies);
             for (int c = 0; c < copies; c++)
-                wmaps[c] = tensor_map(w[c], s.k, s.n, 64 * p.wg);
-            GemmTma xmap = tensor_map(x, s.k, rows, p.N / p.cl);
+                wmaps[c] = tensor_map(w[c], s.k, s.n, 128 * p.mw, v.promotion);
+            GemmTma xmap = tensor_map(x, s.k, rows, p.N, CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
             const float one = 1.f, zero = 0.f;
             auto blasCall = [&](int c, float* out) {
                 CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, s.n, rows, s.k, &one, w[c], CUDA_R_16BF, s.k, x, CUDA_R_16BF, s.k, &zero, out,
@@ -333,7 +296,8 @@ int main(int argc, char** argv)
                 hd += ref * ref;
             }
             double hostOwn = std::sqrt(hn / hd), hostBlas = std::sqrt(hb / hd);
-            bool ok = rel <= 1e-5 && hostOwn <= 1e-5 && determ;
+            // cuBLAS itself is off the float64 result by up to 1.5e-5 at k = 14336: there ours must be at least as close.
+            bool ok = (rel <= 1e-5 || hostOwn <= hostBlas) && hostOwn <= 1e-5 && determ;
 
             double bm, bb, om, ob;
             timeit([&](int c) { blasCall(c, yref); }, copies, bm, bb);
