@@ -18,15 +18,16 @@ struct __align__(64) GemmTma
 };
 
 // Shape of one kernel instance: N rows of activations (64, 128 or 256), MW blocks of 64 features per consumer
-// warpgroup, so BM = 128 MW features a tile.
-template <int N, int MW>
+// warpgroup (BM = 128 MW features a tile), KSUB 64-wide k slices a stage: each weight row is then read KSUB * 128
+// contiguous bytes at a time, which the memory serves faster than 128-byte pieces of many rows.
+template <int N, int MW, int KSUB>
 struct GemmSm90Shape
 {
     enum : int
     {
         BM = 128 * MW,
-        W_BYTES = BM * 128,  // one stage: 64 k of each feature, 128 bytes
-        X_BYTES = N * 128,
+        W_BYTES = KSUB * BM * 128,  // one stage: KSUB slices of 64 k of each feature, 128 bytes each
+        X_BYTES = KSUB * N * 128,
         STAGE = W_BYTES + X_BYTES,
         // As many stages as fit in 225 KB beside the 1 KB alignment slack and the barriers: 96-200 KB in flight per SM
         // covers the memory latency at the copy rate.
@@ -37,6 +38,18 @@ struct GemmSm90Shape
     };
 };
 
+#if defined(GEMM_SM90_TRACE)
+__device__ unsigned long long* gemm_trace;
+#define GEMM_TRACE(i)                                                     \
+    do                                                                    \
+    {                                                                     \
+        unsigned long long t_;                                            \
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)::"memory");  \
+        gemm_trace[blockIdx.x * 8 + (i)] = t_;                            \
+    } while (0)
+#else
+#define GEMM_TRACE(i)
+#endif
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 __device__ __forceinline__ unsigned gemm_smem_addr(const void* p)
 {
@@ -213,8 +226,8 @@ __device__ __forceinline__ void gemm_store4(float* y, int rows, int n, int tile,
     }
 }
 
-// Partial-sum slot of CTA c for tile t: two per CTA, for its first tile and for its last (a range inside one tile uses
-// the first), each BM * N floats in the accumulators' layout: float4 number j * 256 + ct holds chunk j of thread ct.
+// Partial-sum slots: two per CTA, for its first tile and for its last (a range inside one tile uses the first), each
+// BM * N floats in the accumulators' layout: float4 number j * 256 + ct holds chunk j of consumer thread ct.
 __device__ __forceinline__ float* gemm_slot(float* partial, int c, int t, int ctas, long long total, int units, int floats)
 {
     const int which = gemm_start(c, ctas, total) / units == t ? 0 : 1;
@@ -224,13 +237,13 @@ __device__ __forceinline__ float* gemm_slot(float* partial, int c, int t, int ct
 // Sums slice `index` of the `count` slices of cut tile t from the partial sums of CTAs owner .. owner + count - 1, in
 // that order, into y, once all of them have written theirs (counters[t] counts the writers, then the readers; the
 // last reader leaves it at zero). Every CTA writes its partial sums before it waits here, and a CTA has an SM of its
-// own (grid <= SMs, one CTA an SM), so the wait ends.
+// own (grid <= SMs, one CTA an SM), so the wait ends. The owner holds the tile's first units: its share is in its
+// last slot unless its range starts with the tile; the others' shares are in their first slots.
 template <int N, int MW>
-__device__ __forceinline__ void gemm_fixup(float* y, float* partial, int* counters, int rows, int n, int t, int owner, int count,
-                                           int index, int ctas, long long total, int units)
+__device__ __forceinline__ void gemm_fixup(float* y, const float* partial, int* counters, int rows, int n, int t, int owner, int count,
+                                           int index, bool ownerLast)
 {
-    typedef GemmSm90Shape<N, MW> S;
-    constexpr int F4 = S::BM * N / 4, THREADS = 256;
+    constexpr int F4 = 128 * MW * N / 4, THREADS = 256, BATCH = 4;
     const int ct = threadIdx.x;
     if (ct == 0)
     {
@@ -244,29 +257,49 @@ __device__ __forceinline__ void gemm_fixup(float* y, float* partial, int* counte
     }
     asm volatile("bar.sync 1, %0;" ::"r"(THREADS) : "memory");
     const int lo = (int)((long long)F4 * index / count), hi = (int)((long long)F4 * (index + 1) / count);
-    for (int i = lo + ct; i < hi; i += THREADS)
+    const float4* first = (const float4*)partial + (long long)(2 * owner + (ownerLast ? 1 : 0)) * F4;
+    // BATCH float4 a thread from every contributor in flight at once: the sums wait on L2 once a batch, not once a value.
+    for (int i0 = lo + ct; i0 < hi; i0 += BATCH * THREADS)
     {
-        float4 s = __ldcg((const float4*)gemm_slot(partial, owner, t, ctas, total, units, S::BM * N) + i);
-        for (int c = owner + 1; c < owner + count; c++)
+        float4 sum[BATCH];
+#pragma unroll
+        for (int q = 0; q < BATCH; q++)
+            sum[q] = i0 + q * THREADS < hi ? __ldcg(first + i0 + q * THREADS) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int c = 1; c < count; c++)
         {
-            const float4 v = __ldcg((const float4*)gemm_slot(partial, c, t, ctas, total, units, S::BM * N) + i);
-            s.x += v.x;
-            s.y += v.y;
-            s.z += v.z;
-            s.w += v.w;
+            const float4* p = (const float4*)partial + (long long)(2 * (owner + c)) * F4 + i0;
+            float4 v[BATCH];
+#pragma unroll
+            for (int q = 0; q < BATCH; q++)
+                v[q] = i0 + q * THREADS < hi ? __ldcg(p + q * THREADS) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int q = 0; q < BATCH; q++)
+            {
+                sum[q].x += v[q].x;
+                sum[q].y += v[q].y;
+                sum[q].z += v[q].z;
+                sum[q].w += v[q].w;
+            }
         }
-        gemm_store4<N, MW>(y, rows, n, t, i % THREADS, i / THREADS, s.x, s.y, s.z, s.w);
+#pragma unroll
+        for (int q = 0; q < BATCH; q++)
+        {
+            const int i = i0 + q * THREADS;
+            if (i < hi)
+                gemm_store4<N, MW>(y, rows, n, t, i % THREADS, i / THREADS, sum[q].x, sum[q].y, sum[q].z, sum[q].w);
+        }
     }
     asm volatile("bar.sync 1, %0;" ::"r"(THREADS) : "memory");
     if (ct == 0 && atomicAdd(counters + t, 1) == 2 * count - 1)
         counters[t] = 0;
 }
 
-template <int N, int MW>
+template <int N, int MW, int KSUB>
 __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xmap, float* y, float* partial, int* counters, int rows,
                                           int n, int tiles, int units)
 {
-    typedef GemmSm90Shape<N, MW> S;
+    typedef GemmSm90Shape<N, MW, KSUB> S;
     constexpr int BM = S::BM, STAGES = S::STAGES, FLOATS = BM * N;
     extern __shared__ unsigned char gemm_shared[];
     // The 128-byte swizzle repeats every 1024 bytes: the descriptors assume stage tiles aligned to it.
@@ -278,6 +311,7 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
 
     if (tid == 0)
     {
+        GEMM_TRACE(0);
         for (int s = 0; s < STAGES; s++)
         {
             gemm_mbar_init(full + 8 * s, 1);
@@ -303,16 +337,23 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
             {
                 gemm_mbar_wait(empty + 8 * s, phase ^ 1);
                 gemm_mbar_expect_tx(full + 8 * s, S::STAGE);
-                const int t = u / units, k0 = (u - t * units) * 64;
+                const int t = u / units, k0 = (u - t * units) * KSUB * 64;
                 const unsigned w = base + s * S::STAGE;
-                gemm_tma_load(w, &wmap, k0, t * BM, full + 8 * s, stream);
-                gemm_tma_load(w + S::W_BYTES, &xmap, k0, 0, full + 8 * s, keep);
+#pragma unroll
+                for (int ks = 0; ks < KSUB; ks++)
+                    gemm_tma_load(w + ks * BM * 128, &wmap, k0 + ks * 64, t * BM, full + 8 * s, stream);
+#pragma unroll
+                for (int ks = 0; ks < KSUB; ks++)
+                    gemm_tma_load(w + S::W_BYTES + ks * N * 128, &xmap, k0 + ks * 64, 0, full + 8 * s, keep);
+                if (u == first)
+                    GEMM_TRACE(1);
                 if (++s == STAGES)
                 {
                     s = 0;
                     phase ^= 1;
                 }
             }
+            GEMM_TRACE(6);
         }
         return;
     }
@@ -332,16 +373,21 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
         for (; u < end; u++)
         {
             gemm_mbar_wait(full + 8 * s, phase);
+            if (u == first && ct == 0)
+                GEMM_TRACE(2);
             const unsigned w = base + s * S::STAGE + wg * MW * 64 * 128, x = base + s * S::STAGE + S::W_BYTES;
 #pragma unroll
             for (int m = 0; m < MW; m++)
                 gemm_fence_acc(acc[m]);
             asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
-            for (int kk = 0; kk < 4; kk++)
+            for (int ks = 0; ks < KSUB; ks++)
 #pragma unroll
-                for (int m = 0; m < MW; m++)
-                    gemm_wgmma<N>(acc[m], gemm_desc(w + m * 64 * 128 + kk * 32), gemm_desc(x + kk * 32), (u != seg || kk != 0) ? 1 : 0);
+                for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                    for (int m = 0; m < MW; m++)
+                        gemm_wgmma<N>(acc[m], gemm_desc(w + ks * BM * 128 + m * 64 * 128 + kk * 32), gemm_desc(x + ks * N * 128 + kk * 32),
+                                      (u != seg || ks != 0 || kk != 0) ? 1 : 0);
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
             asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
 #pragma unroll
@@ -377,30 +423,34 @@ __device__ __forceinline__ void gemm_sm90(const GemmTma& wmap, const GemmTma& xm
             atomicAdd(counters + t, 1);
     }
 
+    if (ct == 0)
+        GEMM_TRACE(3);
     // Cut tiles: this CTA's first and last ones, each summed in slices by all CTAs that share it.
     const int t0 = first / units, t1 = (last - 1) / units;
     for (int t = t0; t <= t1; t += (t1 > t0 ? t1 - t0 : 1))
     {
         const int owner = gemm_owner(t * units, ctas, total), count = gemm_owner((t + 1) * units - 1, ctas, total) - owner + 1;
         if (count > 1)
-            gemm_fixup<N, MW>(y, partial, counters, rows, n, t, owner, count, cta - owner, ctas, total, units);
+            gemm_fixup<N, MW>(y, partial, counters, rows, n, t, owner, count, cta - owner, gemm_start(owner, ctas, total) != t * units);
     }
+    if (ct == 0)
+        GEMM_TRACE(4);
 }
 #endif
 
 // wmap: W as {k, n} bf16, box {64, 128 MW}; xmap: X as {k, rows}, box {64, N}; both 128-byte swizzled.
 // partial: 2 * gridDim.x * 128 MW * N floats; counters: one int per tile, zero (and left at zero).
-// tiles: feature tiles of 128 MW; units: k-blocks of 64 per tile. gridDim.x: CTAs, at most one per SM (their shared
+// tiles: feature tiles of 128 MW; units: k-blocks of 64 KSUB per tile. gridDim.x: CTAs, at most one per SM (their shared
 // memory sees to that) and at most tiles * units.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define GEMM_SM90_BODY(N, MW) gemm_sm90<N, MW>(wmap, xmap, y, partial, counters, rows, n, tiles, units);
+#define GEMM_SM90_BODY(N, MW, KSUB) gemm_sm90<N, MW, KSUB>(wmap, xmap, y, partial, counters, rows, n, tiles, units);
 #else
-#define GEMM_SM90_BODY(N, MW)
+#define GEMM_SM90_BODY(N, MW, KSUB)
 #endif
-#define GEMM_SM90(N, MW)                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(288, 1)                                                                         \
-        gemm_sm90_n##N##_m##MW(const __grid_constant__ GemmTma wmap, const __grid_constant__ GemmTma xmap, float* y, float* partial, \
-                               int* counters, int rows, int n, int tiles, int units)                                             \
+#define GEMM_SM90(N, MW, KSUB)                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(288, 1) gemm_sm90_n##N##_m##MW##_k##KSUB(                                      \
+        const __grid_constant__ GemmTma wmap, const __grid_constant__ GemmTma xmap, float* y, float* partial, int* counters,     \
+        int rows, int n, int tiles, int units)                                                                                   \
     {                                                                                                                            \
-        GEMM_SM90_BODY(N, MW)                                                                                                    \
+        GEMM_SM90_BODY(N, MW, KSUB)                                                                                              \
     }

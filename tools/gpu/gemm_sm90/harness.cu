@@ -1,7 +1,7 @@
 // Checks and times gemm_sm90.cu against cuBLAS on the decode GEMM shapes of an 8B model.
 //
-// usage: harness MW PROMOTION       (one kernel variant: 64-feature blocks per consumer warpgroup, 1 or 2; the
-//                                    weights' CUtensorMapL2promotion, 0-3)
+// usage: harness MW KSUB [trace]   (one kernel variant: 64-feature blocks per consumer warpgroup, 1 or 2; 64-wide k
+//                                    slices a pipeline stage, 1 or 2; trace: per-CTA phase times)
 //        harness facts             (the driver's enum values the C# launcher needs)
 // build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a harness.cu -o harness -lcublas -lcuda
 // Weights rotate over copies of more than 256 MB so that L2 (50 MB) never holds them, as in a decode step. Times are
@@ -18,13 +18,15 @@
 #include <cstring>
 #include <vector>
 
+#define GEMM_SM90_TRACE
 #include "gemm_sm90.cu"
 
-GEMM_SM90(64, 1)
-GEMM_SM90(64, 2)
-GEMM_SM90(128, 1)
-GEMM_SM90(128, 2)
-GEMM_SM90(256, 1)
+GEMM_SM90(64, 1, 1)
+GEMM_SM90(64, 1, 2)
+GEMM_SM90(64, 2, 1)
+GEMM_SM90(128, 1, 1)
+GEMM_SM90(128, 1, 2)
+GEMM_SM90(256, 1, 1)
 
 static void check(cudaError_t e, const char* what, int line)
 {
@@ -69,23 +71,41 @@ __global__ void fill_bf16(unsigned short* p, size_t count, unsigned long long se
     }
 }
 
+// The copy ceiling for a shape: every weight byte read once with 16-byte streaming loads, 4 in flight a thread.
+__global__ void __launch_bounds__(512) read_only(const uint4* p, size_t count, unsigned* out)
+{
+    unsigned acc = 0;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    for (; i + 3 * stride < count; i += 4 * stride)
+    {
+        uint4 a = __ldcs(p + i), b = __ldcs(p + i + stride), c = __ldcs(p + i + 2 * stride), d = __ldcs(p + i + 3 * stride);
+        acc ^= a.x ^ b.y ^ c.z ^ d.w;
+    }
+    for (; i < count; i += stride)
+        acc ^= __ldcs(p + i).x;
+    if (acc == 0x9e3779b9u)
+        out[0] = acc;
+}
+
 typedef void (*Kernel)(GemmTma, GemmTma, float*, float*, int*, int, int, int, int);
 
-// A kernel choice: feature blocks per consumer warpgroup (1 or 2; 1 at 256 rows) and the weights' L2 promotion.
+// A kernel choice: feature blocks per consumer warpgroup and k slices a stage (MW 2 only at 64 rows, KSUB 2 only up
+// to 128 rows; otherwise 1).
 struct Variant
 {
-    int mw, promotion;
+    int mw, ksub;
 };
 
-static Kernel pick(int N, int mw, int& smem)
+static Kernel pick(int N, int mw, int ksub, int& smem)
 {
-#define PICK(NN, M)                                   \
-    if (N == NN && mw == M)                           \
+#define PICK(NN, M, K)                                \
+    if (N == NN && mw == M && ksub == K)              \
     {                                                 \
-        smem = GemmSm90Shape<NN, M>::SMEM;            \
-        return gemm_sm90_n##NN##_m##M;                \
+        smem = GemmSm90Shape<NN, M, K>::SMEM;         \
+        return gemm_sm90_n##NN##_m##M##_k##K;         \
     }
-    PICK(64, 1) PICK(64, 2) PICK(128, 1) PICK(128, 2) PICK(256, 1)
+    PICK(64, 1, 1) PICK(64, 1, 2) PICK(64, 2, 1) PICK(128, 1, 1) PICK(128, 1, 2) PICK(256, 1, 1)
 #undef PICK
     return nullptr;
 }
@@ -106,7 +126,7 @@ static GemmTma tensor_map(const void* p, unsigned long long inner, unsigned long
 struct Plan
 {
     Kernel fn;
-    int N, mw, smem, grid, tiles, units;
+    int N, mw, ksub, smem, grid, tiles, units;
     size_t partialFloats;
 };
 
@@ -114,11 +134,12 @@ static Plan plan(int rows, int n, int k, Variant v, int sms)
 {
     Plan p{};
     p.N = rows <= 64 ? 64 : rows <= 128 ? 128 : 256;
-    p.mw = p.N == 256 ? 1 : v.mw;
-    p.fn = pick(p.N, p.mw, p.smem);
+    p.mw = p.N == 64 ? v.mw : 1;
+    p.ksub = p.N == 256 || p.mw == 2 ? 1 : v.ksub;
+    p.fn = pick(p.N, p.mw, p.ksub, p.smem);
     int bm = 128 * p.mw;
     p.tiles = (n + bm - 1) / bm;
-    p.units = (k + 63) / 64;
+    p.units = (k + 64 * p.ksub - 1) / (64 * p.ksub);
     CK(cudaFuncSetAttribute((const void*)p.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, p.smem));
     long long total = (long long)p.tiles * p.units;
     p.grid = (int)std::min<long long>(sms, total);
@@ -132,7 +153,7 @@ static void launch(const Plan& p, const GemmTma& wmap, const GemmTma& xmap, floa
     GemmTma w = wmap, x = xmap;
     int r = rows, nn = n, t = p.tiles, u = p.units;
     void* args[] = {&w, &x, &y, &partial, &counters, &r, &nn, &t, &u};
-    CK(cudaLaunchKernel((const void*)p.fn, dim3(p.grid), dim3(GemmSm90Shape<64, 1>::THREADS), args, p.smem, stream));
+    CK(cudaLaunchKernel((const void*)p.fn, dim3(p.grid), dim3(GemmSm90Shape<64, 1, 1>::THREADS), args, p.smem, stream));
 }
 
 static float bf(unsigned short h)
@@ -189,9 +210,9 @@ int main(int argc, char** argv)
                (int)CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES);
         return 0;
     }
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
     {
-        fprintf(stderr, "usage: harness MW PROMOTION | facts\n");
+        fprintf(stderr, "usage: harness MW KSUB [trace] | facts\n");
         return 2;
     }
     Variant v{atoi(argv[1]), atoi(argv[2])};
@@ -216,8 +237,14 @@ int main(int argc, char** argv)
                                  {"down", 4096, 14336, {64, 128, 256}},
                                  {"lm_head", 128256, 4096, {64, 128, 256}},
                                  {"odd", 1000, 4168, {77, 200}}};
-    printf("variant mw=%d weight L2 promotion=%d\n", v.mw, v.promotion);
-    printf("| shape | rows | cuBLAS us (b2b) | TB/s | ours us (b2b) | TB/s | speedup | relL2 vs cuBLAS | host err ours/cuBLAS | determ | grid |\n");
+    printf("variant mw=%d ksub=%d\n", v.mw, v.ksub);
+    bool trace = argc > 3 && !strcmp(argv[3], "trace");
+    unsigned long long* traceBuf;
+    unsigned* sink;
+    CK(cudaMalloc(&traceBuf, 8 * 1024 * 8));
+    CK(cudaMalloc(&sink, 4));
+    CK(cudaMemcpyToSymbol(gemm_trace, &traceBuf, sizeof(traceBuf)));
+    printf("| shape | rows | read-only us | TB/s | cuBLAS us (b2b) | TB/s | ours us (b2b) | TB/s | speedup | relL2 vs cuBLAS | host err ours/cuBLAS | determ | grid |\n");
     for (const auto& s : shapes)
     {
         size_t wbytes = (size_t)s.n * s.k * 2;
@@ -248,7 +275,7 @@ int main(int argc, char** argv)
             CK(cudaMemset(counters, 0, p.tiles * 4));
             std::vector<GemmTma> wmaps(copies);
             for (int c = 0; c < copies; c++)
-                wmaps[c] = tensor_map(w[c], s.k, s.n, 128 * p.mw, v.promotion);
+                wmaps[c] = tensor_map(w[c], s.k, s.n, 128 * p.mw, CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
             GemmTma xmap = tensor_map(x, s.k, rows, p.N, CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
             const float one = 1.f, zero = 0.f;
             auto blasCall = [&](int c, float* out) {
@@ -299,12 +326,38 @@ int main(int argc, char** argv)
             // cuBLAS itself is off the float64 result by up to 1.5e-5 at k = 14336: there ours must be at least as close.
             bool ok = (rel <= 1e-5 || hostOwn <= hostBlas) && hostOwn <= 1e-5 && determ;
 
-            double bm, bb, om, ob;
+            double bm, bb, om, ob, rm, rb;
+            timeit([&](int c) { read_only<<<4 * sms, 512>>>((const uint4*)w[c], wbytes / 16, sink); }, copies, rm, rb);
             timeit([&](int c) { blasCall(c, yref); }, copies, bm, bb);
             timeit([&](int c) { ownCall(c, y); }, copies, om, ob);
             double gb = wbytes / 1e6;
-            printf("| %s %dx%d | %d | %.1f (%.1f) | %.2f | %.1f (%.1f) | %.2f | %.2fx | %.1e | %.1e / %.1e | %s | %d%s |\n", s.name, s.n, s.k, rows, bm,
-                   bb, gb / bm, om, ob, gb / om, bm / om, rel, hostOwn, hostBlas, determ ? "yes" : "NO", p.grid, ok ? "" : " FAIL");
+            printf("| %s %dx%d | %d | %.1f | %.2f | %.1f (%.1f) | %.2f | %.1f (%.1f) | %.2f | %.2fx | %.1e | %.1e / %.1e | %s | %d%s |\n", s.name, s.n, s.k,
+                   rows, rm, gb / rm, bm, bb, gb / bm, om, ob, gb / om, bm / om, rel, hostOwn, hostBlas, determ ? "yes" : "NO", p.grid, ok ? "" : " FAIL");
+            if (trace)
+            {
+                // One traced call, after the others: per CTA the time (us, from the first CTA's start) of its start,
+                // first weight load issued, first stage in, main loop done, fix-ups done, last load issued.
+                CK(cudaMemset(traceBuf, 0, 8 * 1024 * 8));
+                ownCall(2 % copies, y);
+                CK(cudaDeviceSynchronize());
+                std::vector<unsigned long long> tr((size_t)8 * p.grid);
+                CK(cudaMemcpy(tr.data(), traceBuf, tr.size() * 8, cudaMemcpyDeviceToHost));
+                unsigned long long t0 = ~0ull;
+                for (int c = 0; c < p.grid; c++)
+                    t0 = std::min(t0, tr[8 * c]);
+                const int order[] = {0, 1, 2, 6, 3, 4};
+                const char* names[] = {"start", "load1", "stage1", "lastload", "loop", "end"};
+                printf("    trace:");
+                for (int e = 0; e < 6; e++)
+                {
+                    std::vector<double> v(p.grid);
+                    for (int c = 0; c < p.grid; c++)
+                        v[c] = (tr[8 * c + order[e]] - t0) / 1000.0;
+                    std::sort(v.begin(), v.end());
+                    printf(" %s %.1f/%.1f/%.1f", names[e], v[0], v[p.grid / 2], v[p.grid - 1]);
+                }
+                printf(" (min/median/max us)\n");
+            }
             fflush(stdout);
             CK(cudaFree(partial));
             CK(cudaFree(counters));
