@@ -5,11 +5,12 @@
 //   both K-major in shared memory in the 128-byte swizzled layout that the tensor memory accelerator (TMA) writes.
 // - One producer thread streams weight and activation tiles through a ring of shared-memory stages with
 //   cp.async.bulk.tensor, completing on mbarriers; 2 consumer warpgroups of MW × 64 features each multiply. Every CTA
-//   reads the activations of its k-blocks from L2 again (N / (128 MW) bytes per weight byte), so MW = 2 at N <= 128.
+//   reads the activations of its k-blocks from L2 again (N / (128 MW) bytes per weight byte).
 // - A persistent grid splits the (feature tile × k-block) work evenly over the CTAs (stream-K), so every SM moves the
 //   same number of weight bytes whatever the shape. A tile cut between CTAs is summed after all of them wrote their
 //   partial sums, each CTA a slice of it, in CTA order, so results do not depend on timing.
-// No headers: NVRTC compiles this with the rest of the module. Only sm_90a has wgmma; elsewhere the kernels are empty.
+// No headers: NVRTC can compile this with the rest of the module. Only sm_90a has wgmma; elsewhere the kernels are
+// empty. Measured slower than cuBLAS over a decode step (README.md beside this file), so not used by the backend.
 
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value.
 struct __align__(64) GemmTma
@@ -38,6 +39,9 @@ struct GemmSm90Shape
     };
 };
 
+// GEMM_SM90_TRACE (defined by the harness): each CTA writes the global timer at 6 points of its run to
+// gemm_trace[8 * CTA + point] (0 start, 1 first load issued, 2 first stage in, 3 main loop done, 4 end, 6 last load
+// issued), to see where the time goes.
 #if defined(GEMM_SM90_TRACE)
 __device__ unsigned long long* gemm_trace;
 #define GEMM_TRACE(i)                                                     \
