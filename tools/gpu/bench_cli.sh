@@ -20,7 +20,10 @@ run() { echo "\$ $*" | tee -a "$out/bench.log"; "$@" 2>&1 | grep -v '^\s*$' | te
 echo "== serve on the GPU: the bundled demo model, the seeds' requests, then SIGTERM =="
 $turbine serve --device cuda --http-port 8000 > "$out/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 120); do curl -sf localhost:8000/v2/health/ready > /dev/null && break; sleep 0.5; done
+# A fresh machine compiles the kernels first (NVRTC, cached after): allow for it and say how long it took.
+started=$(date +%s)
+for _ in $(seq 600); do curl -sf localhost:8000/v2/health/ready > /dev/null && break; sleep 0.5; done
+echo "serve ready after $(( $(date +%s) - started )) s" | tee "$out/serve-ready.log"
 {
 for text in "你好" "床前明月光" "In the beginning"; do
     curl -s -X POST localhost:8000/v2/models/ensemble/generate -d "{\"text_input\": \"$text\", \"max_tokens\": 24, \"bad_words\": \"\", \"stop_words\": \"\"}"; echo
