@@ -67,6 +67,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _device.BeforeFree = () =>
         {
             Flush();
+            // A buffer allocated at the freed address later is not the one _gemmIn holds the split of.
+            _splitOf = 0;
             _memoryEpoch++;
         };
         Profiling = _options.Profile;
