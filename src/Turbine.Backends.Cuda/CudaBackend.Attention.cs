@@ -1,6 +1,7 @@
 using System.Numerics;
 using Turbine.Backends.Cuda.Native;
 using Turbine.Core.Models;
+using Turbine.Core.Tensors;
 using Turbine.Engine.Backends;
 
 namespace Turbine.Backends.Cuda;
@@ -213,14 +214,34 @@ public sealed unsafe partial class CudaBackend
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
             counters = _counters;
         int blockSize = kv.Shape.BlockSize;
+        // In GEMM steps the output is the o GEMM's input: its 16-bit split is written here too.
+        var split = default(AttentionSplit);
+        long count = (long)tokens * heads * headDim;
+        int halves = Halves(_gemmType);
+        if (_options.Fuse && _gemmType != DType.F32 && tokens > _options.GemvMaxRows)
+        {
+            Grow(ref _gemmIn, ref _gemmInBytes, halves * count * 2, "GEMM activations");
+            split = new AttentionSplit { Data = _gemmIn, Count = count, Two = halves - 1, F16 = _gemmType == DType.F16 ? 1 : 0 };
+        }
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow, &stages,
-            &minKeys, &partial, &counters,
+            &minKeys, &partial, &counters, &split,
         };
         _activeProfiler?.Begin("attention");
         _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
         _activeProfiler?.End();
+        if (split.Data != 0)
+            (_splitOf, _splitCount, _splitHalves, _splitType) = (op, count, halves, _gemmType);
+    }
+
+    // The kernels' AttentionSplit: where attention_decode_* also writes its output as the next GEMM's 16-bit input.
+    private struct AttentionSplit
+    {
+        public ulong Data;
+        public long Count;
+        public int Two;
+        public int F16;
     }
 
     // Decode blocks of a kernel one multiprocessor runs at once with `shared` bytes of dynamic shared memory, by kernel and

@@ -1067,10 +1067,26 @@ __device__ __forceinline__ void lane_sums(float* a)
     }
 }
 
+// Where a decode step's attention output also goes as the o GEMM's 16-bit input (hi, and lo `count` elements further
+// when two; bf16, or f16 when f16 is set), sparing that GEMM its own split kernel; data 0: nowhere.
+struct AttentionSplit
+{
+    u16* data;
+    long long count;
+    int two;
+    int f16;
+    __device__ __forceinline__ void put(long long i, float v) const
+    {
+        if (data == 0) return;
+        if (f16) put_split<F16>(data, i, count, two, v);
+        else put_split<BF16>(data, i, count, two, v);
+    }
+};
+
 template <class KV, int H, int NC, int W>
 __device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
     const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize, int window,
-    int stages, int minKeys, float* partial, int* counters)
+    int stages, int minKeys, float* partial, int* counters, AttentionSplit split)
 {
     launch_dependents();
     typedef typename KV::T T;
@@ -1314,6 +1330,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         if (splits == 1)
         {
             out[row * headDim + d] = a / sum;
+            split.put(row * headDim + d, a / sum);
             continue;
         }
         float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
@@ -1375,6 +1392,10 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
             v.x += a.x * f; v.y += a.y * f; v.z += a.z * f; v.w += a.w * f;
         }
         *(float4*)(out + row * headDim + d) = v;
+        split.put(row * headDim + d, v.x);
+        split.put(row * headDim + d + 1, v.y);
+        split.put(row * headDim + d + 2, v.z);
+        split.put(row * headDim + d + 3, v.w);
     }
 }
 // attention_decode_{cache}_{H}_{NC}_{W}: up to H query heads of a KV head, up to 128 NC dims a head, W warps (2 and 3
@@ -1382,9 +1403,9 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
 #define ATTENTION_DECODE(TYPE, NAME, H, NC, W) \
     extern "C" __global__ void __launch_bounds__(32 * W) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, float* out, \
         const TYPE::T* kc, const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, \
-        int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters) \
+        int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, AttentionSplit split) \
     { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
-        stages, minKeys, partial, counters); }
+        stages, minKeys, partial, counters, split); }
 #define ATTENTION_DECODE_HEADS(TYPE, NAME, H) \
     ATTENTION_DECODE(TYPE, NAME, H, 1, 2) ATTENTION_DECODE(TYPE, NAME, H, 1, 3) ATTENTION_DECODE(TYPE, NAME, H, 1, 4) ATTENTION_DECODE(TYPE, NAME, H, 2, 4)
 #define ATTENTION_DECODE_ALL(TYPE, NAME) \
