@@ -10,6 +10,9 @@ namespace Turbine.Backends.Cuda;
 /// a paged KV cache in device memory, kernels compiled by NVRTC for the device, GEMV kernels for steps of few rows
 /// and cuBLAS tensor-core GEMMs for many. Every call is queued on one stream; <see cref="Download"/> waits for it.
 /// Decode steps are captured as CUDA graphs, one per batch size, and replayed: see <see cref="CudaBackendOptions.Graphs"/>.
+/// With <see cref="CudaBackendOptions.Fuse"/>, operations are launched late so that neighbours share a kernel: linears of
+/// one input share a GEMM, a GEMM's epilogue runs in the operation that reads its result (RMSNorm, RoPE + KV write), and
+/// the kernel before a GEMM writes that GEMM's 16-bit input split.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 {
