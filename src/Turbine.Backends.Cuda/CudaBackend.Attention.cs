@@ -120,8 +120,7 @@ public sealed unsafe partial class CudaBackend
         uint shared = (uint)((KeyTile * (headDim + 4) + KeyTile * headDim + warps * headsPerBlock * headDim) * 4);
         string kernel = $"attention_{type}_{headsPerBlock}_{(headDim <= 128 ? 4 : 8)}";
         var fn = _device.Function(kernel);
-        if (shared > 48 * 1024 && _sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, PromptAttentionShared), "cuFuncSetAttribute(attention)");
+        RaiseShared(fn, shared, PromptAttentionShared);
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
@@ -141,8 +140,7 @@ public sealed unsafe partial class CudaBackend
         int blockSize = kv.Shape.BlockSize;
         string kernel = $"attention_tc_{kv.Suffix}_{headsPerBlock}";
         var fn = _device.Function(kernel);
-        if (_sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, TensorCoreAttentionShared), "cuFuncSetAttribute(attention_tc)");
+        RaiseShared(fn, TensorCoreAttentionShared, TensorCoreAttentionShared);
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow,
@@ -210,19 +208,16 @@ public sealed unsafe partial class CudaBackend
         uint shared = (uint)Math.Max(warps * warpBytes, merge);
         string kernel = DecodeKernels[(int)kv.Type, log2Heads, wide, warps - 2]!;
         var fn = _device.Function(kernel);
-        RaiseShared(fn, shared);
+        RaiseShared(fn, shared, DecodeAttentionShared);
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
             counters = _counters;
         int blockSize = kv.Shape.BlockSize;
         // In GEMM steps the output is the o GEMM's input: its 16-bit split is written here too.
-        var split = default(AttentionSplit);
         long count = (long)tokens * heads * headDim;
-        int halves = Halves(_gemmType);
-        if (_options.Fuse && _gemmType != DType.F32 && tokens > _options.GemvMaxRows)
+        var split = new AttentionSplit
         {
-            Grow(ref _gemmIn, ref _gemmInBytes, halves * count * 2, "GEMM activations");
-            split = new AttentionSplit { Data = _gemmIn, Count = count, Two = halves - 1, F16 = _gemmType == DType.F16 ? 1 : 0 };
-        }
+            Data = SplitTarget(_gemmType, tokens, count), Count = count, Two = Halves(_gemmType) - 1, F16 = _gemmType == DType.F16 ? 1 : 0,
+        };
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow, &stages,
@@ -232,7 +227,7 @@ public sealed unsafe partial class CudaBackend
         _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
         _activeProfiler?.End();
         if (split.Data != 0)
-            (_splitOf, _splitCount, _splitHalves, _splitType) = (op, count, halves, _gemmType);
+            SplitWritten(op, count, _gemmType);
     }
 
     // The kernels' AttentionSplit: where attention_decode_* also writes its output as the next GEMM's 16-bit input.
@@ -253,18 +248,18 @@ public sealed unsafe partial class CudaBackend
         if (_decodeOccupancy.TryGetValue((kernel, shared), out int count))
             return count;
         var fn = _device.Function(kernel);
-        RaiseShared(fn, (uint)shared);
+        RaiseShared(fn, (uint)shared, DecodeAttentionShared);
         Driver.Check(Driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&count, fn, threads, (nuint)shared), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
         count = Math.Max(1, count);
         _decodeOccupancy[(kernel, shared)] = count;
         return count;
     }
 
-    // Lets `fn` take up to 160 KB of dynamic shared memory where it asks for more than the default 48 KB.
-    private void RaiseShared(nint fn, uint shared)
+    // Lets `fn` take up to `limit` bytes of dynamic shared memory (once per kernel) where it asks for more than the default 48 KB.
+    private void RaiseShared(nint fn, uint shared, int limit)
     {
         if (shared > 48 * 1024 && _sharedRaised.Add(fn))
-            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, 160 * 1024), "cuFuncSetAttribute(attention)");
+            Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, limit), "cuFuncSetAttribute(attention)");
     }
 
     // attention_decode_{f32|f16|bf16}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}_{2|3|4 warps}, by [cache type, log2

@@ -221,17 +221,11 @@ public sealed unsafe partial class CudaBackend
             int width = parts.End[0];
             long yCount = (long)rows * width;
             // The down GEMM that follows reads y as its input: split it here, while y is in registers.
-            bool splitY = _options.Fuse && dtype != DType.F32;
-            ulong split = 0;
-            if (splitY)
-            {
-                Grow(ref _gemmIn, ref _gemmInBytes, halves * yCount * 2, "GEMM activations");
-                split = _gemmIn;
-            }
+            ulong split = SplitTarget(dtype, rows, yCount);
             void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width, &split, &two };
             Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
-            if (splitY)
-                (_splitOf, _splitCount, _splitHalves, _splitType) = (swiglu, yCount, halves, dtype);
+            if (split != 0)
+                SplitWritten(swiglu, yCount, dtype);
             return;
         }
         if (_options.Fuse)
@@ -243,6 +237,21 @@ public sealed unsafe partial class CudaBackend
     }
 
     private int Halves(DType dtype) => dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+
+    // Where a kernel about to write `count` floats of a GEMM step's activations also writes their 16-bit split as the next
+    // GEMM's input (split into `type`, the GEMM weights' dtype): _gemmIn, or 0 where no split is wanted (not fusing, few
+    // rows for the GEMV kernels, or no 16-bit GEMM seen yet).
+    private ulong SplitTarget(DType type, int rows, long count)
+    {
+        if (!_options.Fuse || type == DType.F32 || rows <= _options.GemvMaxRows)
+            return 0;
+        Grow(ref _gemmIn, ref _gemmInBytes, Halves(type) * count * 2, "GEMM activations");
+        return _gemmIn;
+    }
+
+    // After the kernel launched last wrote the split of `buffer` to a SplitTarget: the GEMM that reads it next skips its own.
+    private void SplitWritten(ulong buffer, long count, DType type) =>
+        (_splitOf, _splitCount, _splitHalves, _splitType) = (buffer, count, Halves(type), type);
 
     private void LinearEpilogue(ulong output, int two, LinearParts parts, int rows)
     {

@@ -35,6 +35,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     // Dynamic shared memory the prompt attention kernels opt into: the most any of them needs (8 heads of 256 dims for
     // 16 tokens, 193 KB), under sm_90's 227 KB a block.
     private const int PromptAttentionShared = 200 * 1024;
+    // Dynamic shared memory the decode attention kernels opt into: their rings, states and split weights stay under it.
+    private const int DecodeAttentionShared = 160 * 1024;
     // attention_tc_*: the head width it takes, and its K/V tiles (64 keys, f16 hi and lo of K and V, rows of 136).
     private const int TensorCoreHeadDim = 128;
     private const int TensorCoreAttentionShared = 4 * 64 * 136 * 2;
@@ -332,14 +334,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         Flush();
         // In GEMM steps y is the next GEMM's input: its 16-bit split is written here too.
         DType splitType = _gemmType;
-        int halves = Halves(splitType), splitTwo = halves - 1;
-        ulong split = 0;
+        int splitTwo = Halves(splitType) - 1;
         long count = (long)rows * width;
-        if (_options.Fuse && splitType != DType.F32 && rows > _options.GemvMaxRows)
-        {
-            Grow(ref _gemmIn, ref _gemmInBytes, halves * count * 2, "GEMM activations");
-            split = _gemmIn;
-        }
+        ulong split = SplitTarget(splitType, rows, count);
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
         // 256 threads hold a 4096-wide row as four float4 each (the kernel keeps up to eight per thread in registers).
         uint threads = width > 8192 ? 1024u : width >= 1024 ? 256u : 128u;
@@ -347,7 +344,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         Run(splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
         _activeProfiler?.End();
         if (split != 0)
-            (_splitOf, _splitCount, _splitHalves, _splitType) = (yp, count, halves, splitType);
+            SplitWritten(yp, count, splitType);
     }
 
     // Everything queued is launched before an operation that is not fused with it.

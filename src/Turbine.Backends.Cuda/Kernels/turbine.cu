@@ -433,12 +433,7 @@ template <class W>
 __device__ void split_rows(const float* x, typename W::T* out, long long count, int withRemainder)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
-    {
-        float v = W::fit(x[i]);
-        typename W::T hi = W::put(v);
-        out[i] = hi;
-        if (withRemainder) out[count + i] = W::put(v - W::widen(hi));
-    }
+        put_split<W>(out, i, count, withRemainder, x[i]);
 }
 extern "C" __global__ void split_bf16(const float* x, u16* out, long long count, int rem) { split_rows<BF16>(x, out, count, rem); }
 extern "C" __global__ void split_f16(const float* x, u16* out, long long count, int rem) { split_rows<F16>(x, out, count, rem); }
