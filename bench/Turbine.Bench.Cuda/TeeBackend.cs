@@ -46,6 +46,7 @@ internal sealed class TeeBackend(IComputeBackend reference, IComputeBackend test
     public int Reports { get; private set; }
 
     public DeviceWeight Upload(in TensorSlice tensor) => new W(reference.Upload(tensor), test.Upload(tensor));
+    public DeviceWeight UploadLinear(in TensorSlice tensor) => new W(reference.UploadLinear(tensor), test.UploadLinear(tensor));
     public DeviceBuffer Allocate(long floats) => new Buf(reference.Allocate(floats), test.Allocate(floats));
     public KvCacheStorage AllocateKvCache(KvCacheShape shape) => new Kv(reference.AllocateKvCache(shape), test.AllocateKvCache(shape));
 

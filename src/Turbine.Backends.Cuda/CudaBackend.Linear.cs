@@ -10,6 +10,7 @@ public sealed unsafe partial class CudaBackend
     // Linears queued but not launched yet: consecutive linears of the same input (q, k, v; gate, up) join one GEMV
     // launch or one GEMM, and every other operation launches the queue first.
     private LinearParts _pending;
+    private Fp8Parts _pendingFp8;
     private int _pendingCount;
     private ulong _pendingX;
     private int _pendingRows, _pendingK;
@@ -65,6 +66,8 @@ public sealed unsafe partial class CudaBackend
         _pending.Bias[at] = bp;
         _pending.Output[at] = yp;
         _pending.End[at] = (at == 0 ? 0 : _pending.End[at - 1]) + n;
+        _pendingFp8.Data[at] = w.Fp8;
+        _pendingFp8.Scale[at] = w.Fp8Scale;
         if (!_options.Fuse)
             FlushLinears();
     }
@@ -107,7 +110,7 @@ public sealed unsafe partial class CudaBackend
             if (stacked)
             {
                 _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked{(swiglu != 0 ? ", swiglu" : "")})");
-                Gemm(_pendingType, k, _pendingX, rows, parts, count, swiglu);
+                Gemm(_pendingType, k, _pendingX, rows, parts, _pendingFp8, count, swiglu);
                 _activeProfiler?.End();
                 return;
             }
@@ -118,8 +121,11 @@ public sealed unsafe partial class CudaBackend
                 one.Bias[0] = parts.Bias[i];
                 one.Output[0] = parts.Output[i];
                 one.End[0] = one.End[1] = one.End[2] = parts.End[i] - (i == 0 ? 0 : parts.End[i - 1]);
+                var oneFp8 = default(Fp8Parts);
+                oneFp8.Data[0] = _pendingFp8.Data[i];
+                oneFp8.Scale[0] = _pendingFp8.Scale[i];
                 _activeProfiler?.Begin($"linear {one.End[0]}x{k} gemm");
-                Gemm(_pendingType, k, _pendingX, rows, one, 1, 0);
+                Gemm(_pendingType, k, _pendingX, rows, one, oneFp8, 1, 0);
                 // The next part's GEMM reuses the result buffer.
                 Materialize();
                 _activeProfiler?.End();
@@ -173,11 +179,12 @@ public sealed unsafe partial class CudaBackend
         _activeProfiler?.End();
     }
 
-    // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), then the epilogue that adds the lo
-    // half, the biases and scatters the columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a
-    // lone part without bias or lo half is written in place. With Fuse the epilogue is left to the next operation
-    // (see _lazyPending), and the SwiGLU epilogue also writes the down GEMM's 16-bit input.
-    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, int count, ulong swiglu)
+    // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), or with Fp8Lo in steps of many rows
+    // an f16 hi and an fp8 lo GEMM (GemmFp8), then the epilogue that adds the lo half, the biases and scatters the
+    // columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a lone part without bias or lo half
+    // is written in place. With Fuse the epilogue is left to the next operation (see _lazyPending), and the SwiGLU
+    // epilogue also writes the down GEMM's 16-bit input.
+    private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, Fp8Parts fp8, int count, ulong swiglu)
     {
         EnsureCublas();
         int n = parts.End[2];
@@ -195,7 +202,7 @@ public sealed unsafe partial class CudaBackend
             Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, weight, Cublas.R32F, k, x, Cublas.R32F, k,
                 &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
         }
-        else
+        else if (!GemmFp8(k, x, rows, parts, fp8, count, output))
         {
             long inCount = (long)rows * k;
             Grow(ref _gemmIn, ref _gemmInBytes, halves * inCount * 2, "GEMM activations");
@@ -206,12 +213,13 @@ public sealed unsafe partial class CudaBackend
                 void** split = stackalloc void*[] { &x, &input, &inCount, &remainder };
                 Run("split_" + Suffix(dtype), Blocks(inCount), 1, 1, 256, 1, 0, split);
             }
-            _gemmType = dtype;
             int type = dtype == DType.BF16 ? Cublas.R16BF : Cublas.R16F;
             Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
             Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, halves * rows, k, &one, weight, type, k, input, type, k,
                 &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (16-bit)");
         }
+        if (dtype != DType.F32)
+            _gemmType = dtype;
         if (direct)
             return;
         int two = halves - 1;
@@ -236,14 +244,14 @@ public sealed unsafe partial class CudaBackend
         LinearEpilogue(output, two, parts, rows);
     }
 
-    private int Halves(DType dtype) => dtype != DType.F32 && _options.Gemm == CudaGemmPrecision.Split ? 2 : 1;
+    private int Halves(DType dtype) => dtype != DType.F32 && _options.Gemm is CudaGemmPrecision.Split or CudaGemmPrecision.Fp8Lo ? 2 : 1;
 
     // Where a kernel about to write `count` floats of a GEMM step's activations also writes their 16-bit split as the next
     // GEMM's input (split into `type`, the GEMM weights' dtype): _gemmIn, or 0 where no split is wanted (not fusing, few
-    // rows for the GEMV kernels, or no 16-bit GEMM seen yet).
+    // rows for the GEMV kernels, no 16-bit GEMM seen yet, or rows whose GEMMs split into hi and fp8 lo themselves).
     private ulong SplitTarget(DType type, int rows, long count)
     {
-        if (!_options.Fuse || type == DType.F32 || rows <= _options.GemvMaxRows)
+        if (!_options.Fuse || type == DType.F32 || rows <= _options.GemvMaxRows || Fp8Rows(type, rows))
             return 0;
         Grow(ref _gemmIn, ref _gemmInBytes, Halves(type) * count * 2, "GEMM activations");
         return _gemmIn;

@@ -44,6 +44,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;
     private readonly WeightArena _arena;
+    // Fp8Lo's e4m3 weight copies and their scales, each in upload order, so that the copies of linears stacked in _arena
+    // (q, k, v; gate, up) mostly lie back to back too and share one fp8 GEMM.
+    private readonly WeightArena _fp8Arena, _fp8Scales;
     private Profiler? _profiler;
     private Profiler? _activeProfiler;
     private ForwardBatch? _batch;
@@ -68,6 +71,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _options = options ?? new CudaBackendOptions().FromEnvironment();
         _device = new CudaDevice(_options.Device, _options.ResolveCacheDirectory());
         _arena = new WeightArena(_device);
+        _fp8Arena = new WeightArena(_device);
+        _fp8Scales = new WeightArena(_device);
         // A buffer freed with work still queued would be written after it is gone, and a graph would keep its address.
         _device.BeforeFree = () =>
         {
@@ -111,8 +116,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     /// <summary>The GPU, its compute capability and multiprocessor count, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)".</summary>
     public string DeviceDescription => $"{_device.DeviceName} (sm_{_device.Major}{_device.Minor}, {_device.Multiprocessors} SMs, driver {_device.DriverVersion})";
 
-    /// <summary>Bytes of weights uploaded.</summary>
-    public long WeightBytes => _arena.Used;
+    /// <summary>Bytes of weights uploaded, with the e4m3 copies of <see cref="CudaGemmPrecision.Fp8Lo"/>.</summary>
+    public long WeightBytes => _arena.Used + _fp8Arena.Used + _fp8Scales.Used;
 
     /// <inheritdoc />
     public long FreeBytes => _device.MemoryInfo().Free;
@@ -175,13 +180,42 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         }
         var pointer = _arena.Allocate(tensor.ByteLength, $"{tensor.Name} {tensor.ShapeText}");
         Copy(pointer, tensor.Data, tensor.ByteLength, tensor.Name);
-        if (tensor.DType == DType.BF16 && _options.Gemm == CudaGemmPrecision.F16)
+        if (tensor.DType == DType.BF16 && (_options.Gemm == CudaGemmPrecision.F16 || Fp8Lo))
         {
-            ToHalf(pointer, tensor.ByteLength / 2, tensor.Name);
-            return new CudaWeight(DType.F16, tensor.Shape, pointer);
+            if (ToHalf(pointer, tensor.ByteLength / 2))
+                return new CudaWeight(DType.F16, tensor.Shape, pointer);
+            if (!Fp8Lo)
+                throw new CudaException($"{tensor.Name} has values beyond float16's range (±65504): TURBINE_CUDA_GEMM=f16 cannot hold this checkpoint; use split or single");
+            // Fp8Lo: this tensor stays bf16 and its linears split as in Split mode (the rewrite was in place).
+            Copy(pointer, tensor.Data, tensor.ByteLength, tensor.Name);
         }
         return new CudaWeight(tensor.DType, tensor.Shape, pointer);
     }
+
+    /// <inheritdoc />
+    public DeviceWeight UploadLinear(in TensorSlice tensor)
+    {
+        var w = (CudaWeight)Upload(tensor);
+        if (!Fp8Lo || w.DType != DType.F16 || w.Shape.Length != 2)
+            return w;
+        // cuBLASLt's fp8 GEMMs want both dimensions in multiples of 16; the copy is made only while a quarter of the
+        // GPU's memory stays free, so that it never crowds out the KV cache of a model that fills the GPU.
+        long n = w.Shape[0], k = w.Shape[1], bytes = n * k + n * sizeof(float);
+        var (free, total) = _device.MemoryInfo();
+        if (n % 16 != 0 || k % 16 != 0 || free - bytes < total / 4)
+            return w;
+        ulong data = _fp8Arena.Allocate(n * k, $"{tensor.Name} e4m3"), scale = _fp8Scales.Allocate(n * sizeof(float), $"{tensor.Name} e4m3 scales"),
+            weight = w.Pointer;
+        int width = (int)k;
+        void** args = stackalloc void*[] { &weight, &width, &data, &scale };
+        Run("weights_e4m3", (uint)n, 1, 1, 256, 1, 0, args);
+        _device.Synchronize();
+        return new CudaWeight(w.DType, w.Shape, w.Pointer) { Fp8 = data, Fp8Scale = scale };
+    }
+
+    // Whether GEMMs of many rows run their lo half in fp8 (CudaGemmPrecision.Fp8Lo on sm_89 or later, whose tensor cores
+    // and cuBLASLt have e4m3).
+    private bool Fp8Lo => _options.Gemm == CudaGemmPrecision.Fp8Lo && _device.Major * 10 + _device.Minor >= 89;
 
     // On the backend's stream, then waited for: a plain cuMemcpyHtoD from pageable memory may return before its DMA
     // lands, and the non-blocking stream would not wait for it, so the first step could read half-uploaded weights.
@@ -191,18 +225,18 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _device.Synchronize();
     }
 
-    // Rewrites count bf16 values at pointer as f16 in place; refuses a tensor with a value beyond f16's range.
-    private void ToHalf(ulong pointer, long count, string name)
+    // Rewrites count bf16 values at pointer as f16 in place; false when a value is beyond f16's range (and became inf).
+    private bool ToHalf(ulong pointer, long count)
     {
-        Grow(ref _flag, ref _flagBytes, sizeof(int), "a flag", zero: true);
+        Grow(ref _flag, ref _flagBytes, sizeof(int), "a flag");
         ulong flag = _flag;
+        Driver.Check(Driver.cuMemsetD32Async(flag, 0, 1, _device.Stream), "clearing the f16 overflow flag");
         void** args = stackalloc void*[] { &pointer, &count, &flag };
         Run("bf16_to_f16", Blocks(count), 1, 1, 256, 1, 0, args);
         int overflow;
         Driver.Check(Driver.cuMemcpyDtoHAsync(&overflow, _flag, sizeof(int), _device.Stream), "reading the f16 overflow flag");
         _device.Synchronize();
-        if (overflow != 0)
-            throw new CudaException($"{name} has values beyond float16's range (±65504): TURBINE_CUDA_GEMM=f16 cannot hold this checkpoint; use split or single");
+        return overflow == 0;
     }
 
     /// <inheritdoc />
@@ -535,6 +569,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         if (_cublas != 0)
             Cublas.cublasDestroy(_cublas);
         _cublas = 0;
+        DisposeFp8();
         _profiler?.Dispose();
         foreach (var p in new[] { _meta, _gemmIn, _gemmOut, _partial, _ids, _counters, _flag, _workspace, _argPartial, _argCounters, _sampleDevice })
             _device.Free(p);
@@ -546,6 +581,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _staging = null;
         _sampleHost = null;
         _arena.Dispose();
+        _fp8Arena.Dispose();
+        _fp8Scales.Dispose();
         _device.Dispose();
     }
 }

@@ -14,6 +14,12 @@ internal sealed class CudaWeight(DType dtype, long[] shape, ulong pointer) : Dev
 
     /// <summary>Device address of the data (float32 for vectors).</summary>
     public ulong Pointer { get; } = pointer;
+
+    /// <summary>A linear's e4m3 copy for <see cref="CudaGemmPrecision.Fp8Lo"/> (0: none), scaled per output channel.</summary>
+    public ulong Fp8 { get; init; }
+
+    /// <summary>The e4m3 copy's float32 dequantization factor per output channel.</summary>
+    public ulong Fp8Scale { get; init; }
 }
 
 /// <summary>Float32 activations in device memory.</summary>

@@ -35,6 +35,7 @@ public sealed class BackendOptionsTests : IDisposable
     [InlineData("split", CudaGemmPrecision.Split)]
     [InlineData("single", CudaGemmPrecision.Single)]
     [InlineData("f16", CudaGemmPrecision.F16)]
+    [InlineData("fp8lo", CudaGemmPrecision.Fp8Lo)]
     public void GemmPrecisionValuesParse(string value, CudaGemmPrecision expected)
     {
         var options = new BackendOptions();
@@ -108,6 +109,7 @@ public sealed class BackendOptionsTests : IDisposable
         Assert.Equal("KV f32, GEMM split", BackendDescription.Precision(new CudaBackendOptions()));
         Assert.Equal("KV f16, GEMM f16", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F16, Gemm = CudaGemmPrecision.F16 }));
         Assert.Equal("KV bf16, GEMM single", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.BF16, Gemm = CudaGemmPrecision.Single }));
+        Assert.Equal("KV f32, GEMM fp8lo", BackendDescription.Precision(new CudaBackendOptions { Gemm = CudaGemmPrecision.Fp8Lo }));
     }
 
     public static TheoryData<string[], string> CpuPrecisions => new()

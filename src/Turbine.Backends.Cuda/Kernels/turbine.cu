@@ -428,6 +428,108 @@ extern "C" __global__ void bf16_to_f16(u16* w, long long count, int* overflow)
     }
 }
 
+// ---- e4m3 (fp8) for the lo pass of prompt-step GEMMs (CudaGemmPrecision.Fp8Lo, sm_89 and later) ------------------
+typedef unsigned char u8;
+
+// Two floats as e4m3, rounded to nearest and saturated to ±448: a in the high byte, b in the low one.
+__device__ __forceinline__ u16 f2e4m3x2(float a, float b)
+{
+#if __CUDA_ARCH__ >= 890
+    u16 r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(a), "f"(b));
+    return r;
+#else
+    return 0;  // no such instruction; the backend runs Fp8Lo as Split there
+#endif
+}
+
+// The largest power of two s with amax·s ≤ 448, e4m3's largest finite value: exact to apply, and 1/s exact too.
+__device__ __forceinline__ float e4m3_scale(float amax)
+{
+    if (!(amax > 0.f)) return 1.f;
+    return ldexpf(1.f, (int)fminf(fmaxf(floorf(log2f(448.f / amax)), -126.f), 126.f));
+}
+
+// Max over a block of up to 1024 threads (a multiple of 32) of values ≥ 0; every thread gets it.
+__device__ float block_max(float v)
+{
+    __shared__ float partial[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
+    if (warp == 0) v = warp_max(v);
+    if (threadIdx.x == 0) partial[0] = v;
+    __syncthreads();
+    return partial[0];
+}
+
+// A linear's f16 weights [rows × width] (width even) as e4m3, a block per row (output channel), each row times its own
+// scale; 1/scale to dequant[row], cuBLASLt's per-row A scale.
+extern "C" __global__ void weights_e4m3(const u16* w, int width, u8* w8, float* dequant)
+{
+    const long long base = (long long)blockIdx.x * width;
+    float m = 0.f;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) m = fmaxf(m, fabsf(h2f(w[base + i])));
+    float s = e4m3_scale(block_max(m));
+    if (threadIdx.x == 0) dequant[blockIdx.x] = 1.f / s;
+    for (int i = 2 * threadIdx.x; i < width; i += 2 * blockDim.x)
+        *(u16*)(w8 + base + i) = f2e4m3x2(h2f(w[base + i + 1]) * s, h2f(w[base + i]) * s);
+}
+
+__device__ __forceinline__ float4 fit_f16(float4 a) { return make_float4(F16::fit(a.x), F16::fit(a.y), F16::fit(a.z), F16::fit(a.w)); }
+
+__device__ __forceinline__ float lo_f16(float v) { return fabsf(v - h2f(f2h(v))); }
+
+// Elements at..at+3 of a row: f16 hi to hi, the remainder times s as e4m3 to lo.
+__device__ __forceinline__ void put_fp8_split(u16* hi, u8* lo, long long at, float4 a, float s)
+{
+    u16 h0 = f2h(a.x), h1 = f2h(a.y), h2 = f2h(a.z), h3 = f2h(a.w);
+    *(uint2*)(hi + at) = make_uint2(h0 | (u32)h1 << 16, h2 | (u32)h3 << 16);
+    u16 l01 = f2e4m3x2((a.y - h2f(h1)) * s, (a.x - h2f(h0)) * s), l23 = f2e4m3x2((a.w - h2f(h3)) * s, (a.z - h2f(h2)) * s);
+    *(u32*)(lo + at) = l01 | (u32)l23 << 16;
+}
+
+// A GEMM's float32 input rows (width a multiple of 4), a block per row: the f16 hi (saturated, as put_split does) to
+// hi, the remainder lo = x - hi as e4m3 times the row's scale to lo, and 1/scale to dequant[row], cuBLASLt's per-row B
+// scale. The scale needs the row's largest remainder before any is written: up to 16 floats a thread stay in
+// registers between the two passes, the rest of a wider row is read again.
+extern "C" __global__ void split_fp8(const float* x, int width, u16* hi, u8* lo, float* dequant)
+{
+    const long long base = (long long)blockIdx.x * width;
+    const float4* x4 = (const float4*)(x + base);
+    const int w4 = width >> 2;
+    float4 v[4];
+    float m = 0.f;
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+    {
+        int i = threadIdx.x + u * blockDim.x;
+        if (i < w4)
+        {
+            float4 a = fit_f16(x4[i]);
+            v[u] = a;
+            m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+        }
+    }
+    for (int i = threadIdx.x + 4 * blockDim.x; i < w4; i += blockDim.x)
+    {
+        float4 a = fit_f16(x4[i]);
+        m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+    }
+    float s = e4m3_scale(block_max(m));
+    if (threadIdx.x == 0) dequant[blockIdx.x] = 1.f / s;
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+    {
+        int i = threadIdx.x + u * blockDim.x;
+        if (i < w4) put_fp8_split(hi, lo, base + 4 * i, v[u], s);
+    }
+    for (int i = threadIdx.x + 4 * blockDim.x; i < w4; i += blockDim.x)
+        put_fp8_split(hi, lo, base + 4 * i, fit_f16(x4[i]), s);
+}
+
 // ---- GEMM helpers: float32 rows to 16-bit (hi, and optionally the rounding remainder lo after all rows) ----------
 template <class W>
 __device__ void split_rows(const float* x, typename W::T* out, long long count, int withRemainder)

@@ -22,7 +22,13 @@ public static class BackendDescription
     public static string Precision(CudaBackendOptions options)
     {
         string kv = options.KvCache switch { CudaKvCacheType.F16 => "f16", CudaKvCacheType.BF16 => "bf16", _ => "f32" };
-        string gemm = options.Gemm switch { CudaGemmPrecision.Single => "single", CudaGemmPrecision.F16 => "f16", _ => "split" };
+        string gemm = options.Gemm switch
+        {
+            CudaGemmPrecision.Single => "single",
+            CudaGemmPrecision.F16 => "f16",
+            CudaGemmPrecision.Fp8Lo => "fp8lo",
+            _ => "split",
+        };
         return $"KV {kv}, GEMM {gemm}";
     }
 }

@@ -13,7 +13,7 @@ internal sealed class BackendOptions
     public static readonly string[] KvCacheDtypes = ["f32", "f16", "bf16"];
 
     /// <summary>The accepted --gemm-precision values.</summary>
-    public static readonly string[] GemmPrecisions = ["split", "single", "f16"];
+    public static readonly string[] GemmPrecisions = ["split", "single", "f16", "fp8lo"];
 
     /// <summary>Creates the options with their accepted values.</summary>
     public BackendOptions()
@@ -36,8 +36,9 @@ internal sealed class BackendOptions
     /// <summary>--gemm-precision; absent: TURBINE_CUDA_GEMM, else split.</summary>
     public Option<string?> GemmPrecision { get; } = new("--gemm-precision")
     {
-        Description = "CUDA GEMM activations: split (float32-like, two tensor-core passes), f16 (one pass; bf16 weights uploaded as f16), "
-            + "single (one pass in the weights' type, least accurate); default: TURBINE_CUDA_GEMM, else split",
+        Description = "CUDA GEMM activations: split (float32-like, two tensor-core passes), fp8lo (split with f16 weights and, in prompt steps, "
+            + "the lo pass in fp8: faster prefill, activations within ±65504, an fp8 copy of the linears), f16 (one pass; bf16 weights uploaded "
+            + "as f16), single (one pass in the weights' type, least accurate); default: TURBINE_CUDA_GEMM, else split",
     };
 
     /// <summary>What <paramref name="parse"/> asked for, with <paramref name="threads"/> CPU threads.</summary>
@@ -54,6 +55,7 @@ internal sealed class BackendOptions
             "split" => CudaGemmPrecision.Split,
             "single" => CudaGemmPrecision.Single,
             "f16" => CudaGemmPrecision.F16,
+            "fp8lo" => CudaGemmPrecision.Fp8Lo,
             _ => null,
         });
 }

@@ -17,6 +17,12 @@ public interface IComputeBackend : IDisposable
     /// <summary>Makes a checkpoint tensor usable by kernels, in its stored dtype (no widening).</summary>
     DeviceWeight Upload(in TensorSlice tensor);
 
+    /// <summary>
+    /// <see cref="Upload"/> for a linear layer's weight matrix [out × in], which only <see cref="Linear"/> reads: a backend
+    /// may keep another form of it beside (the CUDA backend an fp8 copy for its prompt-step GEMMs).
+    /// </summary>
+    DeviceWeight UploadLinear(in TensorSlice tensor) => Upload(tensor);
+
     /// <summary>A float32 buffer of <paramref name="floats"/> elements.</summary>
     DeviceBuffer Allocate(long floats);
 

@@ -56,14 +56,14 @@ public sealed class DecoderWeights
             DeviceWeight? Bias(string proj, bool present, long size) => present ? loader.Vector(L(proj + ".bias"), size) : null;
             layers[i] = new LayerWeights(
                 InputNorm: loader.Vector(L(n.InputNorm), hidden),
-                Query: loader.Matrix(L(n.Query + ".weight"), qDim, hidden), QueryBias: Bias(n.Query, config.QkvBias, qDim),
-                Key: loader.Matrix(L(n.Key + ".weight"), kvDim, hidden), KeyBias: Bias(n.Key, config.QkvBias, kvDim),
-                Value: loader.Matrix(L(n.Value + ".weight"), kvDim, hidden), ValueBias: Bias(n.Value, config.QkvBias, kvDim),
-                Output: loader.Matrix(L(n.Output + ".weight"), hidden, qDim), OutputBias: Bias(n.Output, config.OutputBias, hidden),
+                Query: loader.Linear(L(n.Query + ".weight"), qDim, hidden), QueryBias: Bias(n.Query, config.QkvBias, qDim),
+                Key: loader.Linear(L(n.Key + ".weight"), kvDim, hidden), KeyBias: Bias(n.Key, config.QkvBias, kvDim),
+                Value: loader.Linear(L(n.Value + ".weight"), kvDim, hidden), ValueBias: Bias(n.Value, config.QkvBias, kvDim),
+                Output: loader.Linear(L(n.Output + ".weight"), hidden, qDim), OutputBias: Bias(n.Output, config.OutputBias, hidden),
                 PostAttentionNorm: loader.Vector(L(n.PostAttentionNorm), hidden),
-                Gate: loader.Matrix(L(n.Gate + ".weight"), inter, hidden), GateBias: Bias(n.Gate, config.MlpBias, inter),
-                Up: loader.Matrix(L(n.Up + ".weight"), inter, hidden), UpBias: Bias(n.Up, config.MlpBias, inter),
-                Down: loader.Matrix(L(n.Down + ".weight"), hidden, inter), DownBias: Bias(n.Down, config.MlpBias, hidden));
+                Gate: loader.Linear(L(n.Gate + ".weight"), inter, hidden), GateBias: Bias(n.Gate, config.MlpBias, inter),
+                Up: loader.Linear(L(n.Up + ".weight"), inter, hidden), UpBias: Bias(n.Up, config.MlpBias, inter),
+                Down: loader.Linear(L(n.Down + ".weight"), hidden, inter), DownBias: Bias(n.Down, config.MlpBias, hidden));
             progress?.Report((i + 1, layers.Length));
         }
         return new DecoderWeights(embedding, finalNorm, lmHead, layers);
@@ -71,11 +71,14 @@ public sealed class DecoderWeights
 
     private readonly struct Loader(Checkpoint checkpoint, HfModelConfig config, IComputeBackend backend)
     {
-        public DeviceWeight Matrix(string name, long rows, long cols) => Load(name, [rows, cols]);
+        public DeviceWeight Matrix(string name, long rows, long cols) => Load(name, [rows, cols], linear: false);
 
-        public DeviceWeight Vector(string name, long size) => Load(name, [size]);
+        // A layer's linear weight: read only by Linear, which lets the backend keep a form of it for that.
+        public DeviceWeight Linear(string name, long rows, long cols) => Load(name, [rows, cols], linear: true);
 
-        private DeviceWeight Load(string name, long[] expected)
+        public DeviceWeight Vector(string name, long size) => Load(name, [size], linear: false);
+
+        private DeviceWeight Load(string name, long[] expected, bool linear)
         {
             var t = checkpoint.Get(name);
             if (Array.IndexOf(ComputeTypes, t.DType) < 0)
@@ -83,7 +86,7 @@ public sealed class DecoderWeights
             if (!t.Shape.AsSpan().SequenceEqual(expected))
                 throw new CheckpointException(t.File, name,
                     $"shape {t.ShapeText} disagrees with {Path.GetFileName(config.Path)}, which implies [{string.Join(", ", expected)}]");
-            return backend.Upload(t);
+            return linear ? backend.UploadLinear(t) : backend.Upload(t);
         }
     }
 }
