@@ -44,7 +44,10 @@ public interface IComputeBackend : IDisposable
     /// <summary>y = RMSNorm(x) · w over <paramref name="rows"/> rows of w's width.</summary>
     void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
 
-    /// <summary>residual += delta, then y = RMSNorm(residual) · w.</summary>
+    /// <summary>
+    /// residual += delta, then y = RMSNorm(residual) · w. delta is consumed: afterwards it holds unspecified values (a
+    /// backend may add the linear that produced it straight from that linear's result, never writing delta).
+    /// </summary>
     void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
 
     /// <summary>y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k].</summary>
@@ -73,7 +76,10 @@ public interface IComputeBackend : IDisposable
     /// <summary>Copies block <paramref name="source"/> of every layer's K and V to block <paramref name="destination"/> (copy-on-write of shared blocks).</summary>
     void CopyKvBlock(KvCacheStorage cache, int source, int destination);
 
-    /// <summary>y = silu(gate) · up over <paramref name="count"/> elements.</summary>
+    /// <summary>
+    /// y = silu(gate) · up over <paramref name="count"/> elements. gate and up are consumed: afterwards, unless one of them
+    /// is y, they hold unspecified values (a backend may compute y straight from their linears' result, never writing them).
+    /// </summary>
     void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count);
 
     /// <summary>y[i] = x[rows[i]], rows of <paramref name="width"/> floats.</summary>
