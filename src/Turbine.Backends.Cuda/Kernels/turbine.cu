@@ -115,17 +115,20 @@ __device__ float block_sum(float v)
     return partial[0];
 }
 
-// ---- embedding: y[t] = table[tokens[t]] -------------------------------------------------------------------------
+// ---- embedding: y[t] = table[tokens[t]], or, where feed[t] >= 0, table[ids[feed[t]]]: the id an argmax of the step
+// before chose for that row (a step queued before the host read them) ---------------------------------------------
 template <class W>
-__device__ void embed(const typename W::T* table, const int* tokens, float* y, int width)
+__device__ void embed(const typename W::T* table, const int* tokens, const int* feed, const int* ids, float* y, int width)
 {
-    long long row = tokens[blockIdx.x];
+    const int f = feed != 0 ? feed[blockIdx.x] : -1;
+    long long row = f >= 0 ? ids[f] : tokens[blockIdx.x];
     float* out = y + (long long)blockIdx.x * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) out[i] = W::get(table, row * width + i);
 }
-extern "C" __global__ void embed_f32(const float* t, const int* tok, float* y, int w) { embed<F32>(t, tok, y, w); }
-extern "C" __global__ void embed_bf16(const u16* t, const int* tok, float* y, int w) { embed<BF16>(t, tok, y, w); }
-extern "C" __global__ void embed_f16(const u16* t, const int* tok, float* y, int w) { embed<F16>(t, tok, y, w); }
+#define EMBED(TYPE, NAME) \
+    extern "C" __global__ void embed_##NAME(const TYPE::T* t, const int* tok, const int* feed, const int* ids, float* y, int w) \
+    { embed<TYPE>(t, tok, feed, ids, y, w); }
+EMBED(F32, f32) EMBED(BF16, bf16) EMBED(F16, f16)
 
 // ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
 // Fused with its neighbours in GEMM steps, to save a launch and a pass over memory each:

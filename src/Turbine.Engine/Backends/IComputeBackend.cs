@@ -38,7 +38,10 @@ public interface IComputeBackend : IDisposable
     {
     }
 
-    /// <summary>y[t] = table[token t] for every token of the step.</summary>
+    /// <summary>
+    /// y[t] = table[token t] for every token of the step: <see cref="ForwardBatch.Tokens"/>, or for a token with a
+    /// <see cref="ForwardBatch.FeedRows"/> entry the id the last <see cref="QueueArgMax"/> chose for that row.
+    /// </summary>
     void Embed(DeviceWeight table, DeviceBuffer y);
 
     /// <summary>y = RMSNorm(x) · w over <paramref name="rows"/> rows of w's width.</summary>
@@ -84,6 +87,23 @@ public interface IComputeBackend : IDisposable
 
     /// <summary>y[i] = x[rows[i]], rows of <paramref name="width"/> floats.</summary>
     void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y);
+
+    /// <summary>
+    /// Whether a step may take tokens from ids the backend chose but the host has not read yet
+    /// (<see cref="QueueArgMax"/>, <see cref="ForwardBatch.FeedRows"/>): then the host queues step n + 1 before it
+    /// reads step n's tokens, and prepares it while the device runs step n.
+    /// </summary>
+    bool FeedsTokens => false;
+
+    /// <summary>
+    /// Queues the argmax of the first <paramref name="rows"/> rows of <paramref name="logits"/> (the rules of
+    /// <see cref="ArgMax"/>); <see cref="ReadQueuedArgMax"/> returns the ids, oldest first. At most two are queued at once.
+    /// </summary>
+    void QueueArgMax(DeviceBuffer logits, int rows, int width) =>
+        throw new NotSupportedException($"{Name} cannot queue an argmax (FeedsTokens is false)");
+
+    /// <summary>Waits for the oldest queued argmax and writes its ids to the start of <paramref name="ids"/>.</summary>
+    void ReadQueuedArgMax(Span<int> ids) => throw new NotSupportedException($"{Name} cannot queue an argmax (FeedsTokens is false)");
 
     /// <summary>
     /// For each of <paramref name="rows"/> rows of <paramref name="width"/> floats, the index of the first largest value
