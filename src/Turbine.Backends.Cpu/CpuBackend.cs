@@ -21,6 +21,11 @@ public sealed unsafe class CpuBackend : IComputeBackend
     // Work areas of Sample, one vocabulary row wide.
     private float[] _probs = [];
     private ulong[] _order = [];
+    // Queued argmax ids (QueueArgMax), oldest at _queuedHead; _lastQueued is the newest, which fed tokens come from.
+    private readonly int[][] _queued = [[], []];
+    private readonly int[] _queuedRows = new int[2];
+    private int _queuedHead, _queuedCount, _lastQueued = -1;
+    private int[] _tokens = [];
 
     /// <summary>A backend on <paramref name="threads"/> threads (0: one per core).</summary>
     public CpuBackend(int threads = 0) => _pool = new WorkerPool(threads);
@@ -71,7 +76,19 @@ public sealed unsafe class CpuBackend : IComputeBackend
     {
         var batch = Step;
         var t = (CpuWeight)table;
-        fixed (int* tokens = batch.Tokens)
+        int[] ids = batch.Tokens;
+        if (batch.FeedsTokens)
+        {
+            if (_lastQueued < 0)
+                throw new InvalidOperationException("the step feeds tokens from a queued argmax, but none was queued");
+            if (_tokens.Length < batch.TokenCount)
+                _tokens = new int[batch.MaxTokens];
+            var chosen = _queued[_lastQueued];
+            for (int i = 0; i < batch.TokenCount; i++)
+                _tokens[i] = batch.FeedRows[i] >= 0 ? chosen[batch.FeedRows[i]] : batch.Tokens[i];
+            ids = _tokens;
+        }
+        fixed (int* tokens = ids)
             Embedding.Gather(tokens, batch.TokenCount, t.DType, t.Data, (int)t.Shape[1], ((CpuBuffer)y).Data);
     }
 
@@ -173,6 +190,33 @@ public sealed unsafe class CpuBackend : IComputeBackend
         float* data = ((CpuBuffer)logits).Data;
         for (int r = 0; r < rows; r++)
             ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(data + (long)r * width, width));
+    }
+
+    /// <inheritdoc />
+    public bool FeedsTokens => true;
+
+    /// <inheritdoc />
+    public void QueueArgMax(DeviceBuffer logits, int rows, int width)
+    {
+        if (_queuedCount == _queued.Length)
+            throw new InvalidOperationException("two argmax results are already queued; read one first");
+        int slot = (_queuedHead + _queuedCount) % _queued.Length;
+        if (_queued[slot].Length < rows)
+            _queued[slot] = new int[Math.Max(rows, 2 * _queued[slot].Length)];
+        ArgMax(logits, rows, width, _queued[slot]);
+        _queuedRows[slot] = rows;
+        _queuedCount++;
+        _lastQueued = slot;
+    }
+
+    /// <inheritdoc />
+    public void ReadQueuedArgMax(Span<int> ids)
+    {
+        if (_queuedCount == 0)
+            throw new InvalidOperationException("no argmax is queued");
+        _queued[_queuedHead].AsSpan(0, _queuedRows[_queuedHead]).CopyTo(ids);
+        _queuedHead = (_queuedHead + 1) % _queued.Length;
+        _queuedCount--;
     }
 
     /// <inheritdoc />

@@ -141,14 +141,23 @@ public sealed unsafe partial class CudaBackend
         string kernel = $"attention_tc_{kv.Suffix}_{headsPerBlock}";
         var fn = _device.Function(kernel);
         RaiseShared(fn, TensorCoreAttentionShared, TensorCoreAttentionShared);
+        var split = OutputSplit(Step.TokenCount, (long)Step.TokenCount * heads * TensorCoreHeadDim);
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow,
+            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow, &split,
         };
         _activeProfiler?.Begin("attention (tensor cores)");
         _device.Launch(fn, kernel, (uint)_tileCount, (uint)(kvHeads * chunks), 1, 32, (uint)headsPerBlock, TensorCoreAttentionShared, args);
         _activeProfiler?.End();
+        if (split.Data != 0)
+            SplitWritten(op, split.Count, _gemmType);
     }
+
+    // In GEMM steps the attention's output is the o GEMM's input: the attention kernel writes its 16-bit split too.
+    private AttentionSplit OutputSplit(int tokens, long count) => new()
+    {
+        Data = SplitTarget(_gemmType, tokens, count), Count = count, Two = Halves(_gemmType) - 1, F16 = _gemmType == DType.F16 ? 1 : 0,
+    };
 
     // Both attention kernels give a block the query heads of one KV head, at most MaxBlockHeads of them, and come in
     // blocks of 1, 2, 4 or 8 heads: a group is cut into `chunks` equal blocks, each rounded up to a power of two (a group
@@ -212,12 +221,7 @@ public sealed unsafe partial class CudaBackend
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
             counters = _counters;
         int blockSize = kv.Shape.BlockSize;
-        // In GEMM steps the output is the o GEMM's input: its 16-bit split is written here too.
-        long count = (long)tokens * heads * headDim;
-        var split = new AttentionSplit
-        {
-            Data = SplitTarget(_gemmType, tokens, count), Count = count, Two = Halves(_gemmType) - 1, F16 = _gemmType == DType.F16 ? 1 : 0,
-        };
+        var split = OutputSplit(tokens, (long)tokens * heads * headDim);
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow, &stages,
@@ -227,10 +231,10 @@ public sealed unsafe partial class CudaBackend
         _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
         _activeProfiler?.End();
         if (split.Data != 0)
-            SplitWritten(op, count, _gemmType);
+            SplitWritten(op, split.Count, _gemmType);
     }
 
-    // The kernels' AttentionSplit: where attention_decode_* also writes its output as the next GEMM's 16-bit input.
+    // The kernels' AttentionSplit: where attention_decode_* and attention_tc_* also write its output as the next GEMM's 16-bit input.
     private struct AttentionSplit
     {
         public ulong Data;

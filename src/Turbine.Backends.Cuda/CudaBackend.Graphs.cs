@@ -7,11 +7,12 @@ namespace Turbine.Backends.Cuda;
 // Decode steps as CUDA graphs: one captured per step shape, replayed while the step's operations match it.
 public sealed unsafe partial class CudaBackend
 {
-    // Decode-step graphs: keyed by (tokens, sequences, logit rows); valid while no buffer they use was reallocated.
-    private readonly Dictionary<(int, int, int), StepGraph> _graphs = [];
-    private readonly Dictionary<(int, int, int), long> _eagerSteps = [];
+    // Decode-step graphs: keyed by (tokens, sequences, logit rows, tokens fed from the last argmax); valid while no buffer
+    // they use was reallocated.
+    private readonly Dictionary<(int, int, int, bool), StepGraph> _graphs = [];
+    private readonly Dictionary<(int, int, int, bool), long> _eagerSteps = [];
     private StepMode _mode;
-    private (int, int, int) _stepKey;
+    private (int, int, int, bool) _stepKey;
     private ulong _fingerprint;
     private long _memoryEpoch;
     private StepOperation[] _operations = new StepOperation[512];
@@ -21,7 +22,7 @@ public sealed unsafe partial class CudaBackend
 
     // A decode step replays its shape's graph when one was captured since the last reallocation, is captured when the
     // shape already ran once eagerly (so every buffer it needs has grown), and runs eagerly otherwise.
-    private void BeginDecodeGraph((int, int, int) key)
+    private void BeginDecodeGraph((int, int, int, bool) key)
     {
         if (!_options.Graphs || _activeProfiler is not null)
             return;

@@ -181,9 +181,9 @@ public sealed unsafe partial class CudaBackend
 
     // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), or with Fp8Lo in steps of many rows
     // an f16 hi and an fp8 lo GEMM (GemmFp8), then the epilogue that adds the lo half, the biases and scatters the
-    // columns to each part's output (or, with swiglu, writes gate, up and SwiGLU); a lone part without bias or lo half
-    // is written in place. With Fuse the epilogue is left to the next operation (see _lazyPending), and the SwiGLU
-    // epilogue also writes the down GEMM's 16-bit input.
+    // columns to each part's output (or, with swiglu, writes only silu(gate) * up: SiluMul consumes gate and up); a lone
+    // part without bias or lo half is written in place. With Fuse the epilogue is left to the next operation (see
+    // _lazyPending), and the SwiGLU epilogue also writes the down GEMM's 16-bit input.
     private void Gemm(DType dtype, int k, ulong x, int rows, LinearParts parts, Fp8Parts fp8, int count, ulong swiglu)
     {
         EnsureCublas();
@@ -225,12 +225,11 @@ public sealed unsafe partial class CudaBackend
         int two = halves - 1;
         if (swiglu != 0)
         {
-            ulong gate = parts.Output[0], up = parts.Output[1];
             int width = parts.End[0];
             long yCount = (long)rows * width;
             // The down GEMM that follows reads y as its input: split it here, while y is in registers.
             ulong split = SplitTarget(dtype, rows, yCount);
-            void** glu = stackalloc void*[] { &output, &two, &gate, &up, &swiglu, &rows, &width, &split, &two };
+            void** glu = stackalloc void*[] { &output, &two, &swiglu, &rows, &width, &split, &two };
             Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
             if (split != 0)
                 SplitWritten(swiglu, yCount, dtype);

@@ -32,6 +32,9 @@ public class ForwardingCpuBackend(CpuBackend cpu) : IComputeBackend
     public virtual void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count) => cpu.SiluMul(gate, up, y, count);
     public virtual void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y) => cpu.GatherRows(x, rows, width, y);
     public virtual void ArgMax(DeviceBuffer logits, int rows, int width, Span<int> ids) => cpu.ArgMax(logits, rows, width, ids);
+    public virtual bool FeedsTokens => cpu.FeedsTokens;
+    public virtual void QueueArgMax(DeviceBuffer logits, int rows, int width) => cpu.QueueArgMax(logits, rows, width);
+    public virtual void ReadQueuedArgMax(Span<int> ids) => cpu.ReadQueuedArgMax(ids);
     public virtual void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs) =>
         cpu.Sample(logits, width, rows, ids, logProbs);
     public virtual void Download(DeviceBuffer source, Span<float> destination) => cpu.Download(source, destination);

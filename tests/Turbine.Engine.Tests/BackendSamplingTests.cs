@@ -100,6 +100,12 @@ public sealed class BackendSamplingTests
             base.ArgMax(logits, rows, width, ids);
         }
 
+        public override void QueueArgMax(DeviceBuffer logits, int rows, int width)
+        {
+            ArgMaxRows += rows;
+            base.QueueArgMax(logits, rows, width);
+        }
+
         public override void Sample(DeviceBuffer logits, int width, SamplingBatch rows, Span<int> ids, Span<float> logProbs)
         {
             SampledRows += rows.Count;

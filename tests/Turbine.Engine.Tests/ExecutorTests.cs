@@ -1,4 +1,5 @@
 using Turbine.Backends.Cpu;
+using Turbine.Engine.Backends;
 using Turbine.Engine.Executor;
 using Turbine.Engine.Models;
 using Turbine.Engine.Sampling;
@@ -147,6 +148,62 @@ public sealed class ExecutorTests
         var stats = executor.GetStatistics();
         Assert.Equal(stats.MaxKvBlocks, stats.FreeKvBlocks);
         Assert.Equal(0, stats.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task OverlapSchedulingQueuesGreedyStepsAheadAndChangesNoOutput()
+    {
+        // Requests that end in every way while a step queued ahead of their end is in flight: an end id, a stop word,
+        // max_tokens, cancellation; and one that keeps going. The same outputs with and without overlap, and no block left.
+        var reference = ReferenceModel.Load("llama-gqa");
+        var options = new ExecutorOptions { MaxNumTokens = 64, MaxBatchSize = 4, MaxTokensInPagedKvCache = 1024, TokensPerBlock = 4 };
+        var greedy = reference.Cases[0].GreedyIds;
+        GenerationRequest[] requests =
+        [
+            Greedy(reference.Cases[0].PromptIds) with { EndId = greedy[6] },
+            Greedy(reference.Cases[1].PromptIds, streaming: true) with { StopWords = [[reference.Cases[1].GreedyIds[9]]] },
+            Greedy(reference.Cases[2].PromptIds, maxTokens: 5),
+            Greedy(reference.Cases[1].PromptIds, maxTokens: 24),
+        ];
+        async Task<(List<int[]> Outputs, ExecutorStatistics Stats, int FedSteps)> Run(bool overlap)
+        {
+            using var backend = new FeedCountingBackend(new CpuBackend(2));
+            using var decoder = Decoder.Load(RepositoryPaths.Fixture("models", "llama-gqa"), backend, LlmExecutor.DecoderLimitsFor(options));
+            using var executor = new LlmExecutor(decoder, options with { OverlapScheduling = overlap });
+            using var cts = new CancellationTokenSource();
+            var cancelled = executor.Submit(new GenerationRequest { PromptIds = reference.Cases[2].PromptIds, MaxTokens = 24, EndId = -1, Streaming = true },
+                cts.Token);
+            var finals = requests.Select(r => Final(executor.Submit(r))).ToArray();
+            await foreach (var o in cancelled)
+                if (!o.IsFinal)
+                    cts.Cancel();
+            var outputs = new List<int[]>();
+            foreach (var f in finals)
+                outputs.Add((await f).TokenIds[0]);
+            return (outputs, executor.GetStatistics(), backend.FedSteps);
+        }
+        var plain = await Run(overlap: false);
+        var ahead = await Run(overlap: true);
+        Assert.Equal(0, plain.FedSteps);
+        Assert.True(ahead.FedSteps > 0, "no step was queued ahead");
+        Assert.Equal(plain.Outputs, ahead.Outputs);
+        Assert.Equal(reference.Cases[0].GreedyIds[..6], plain.Outputs[0]);
+        Assert.Equal(5, plain.Outputs[2].Length);
+        Assert.Equal(reference.Cases[1].GreedyIds, plain.Outputs[3]);
+        Assert.Equal(ahead.Stats.MaxKvBlocks, ahead.Stats.FreeKvBlocks);
+        Assert.Equal(0, ahead.Stats.ActiveRequests);
+    }
+
+    /// <summary>A CPU backend that counts the steps fed from a queued argmax.</summary>
+    private sealed class FeedCountingBackend(CpuBackend cpu) : ForwardingCpuBackend(cpu)
+    {
+        public int FedSteps { get; private set; }
+
+        public override void BeginStep(ForwardBatch batch)
+        {
+            FedSteps += batch.FeedsTokens ? 1 : 0;
+            base.BeginStep(batch);
+        }
     }
 
     [Fact]

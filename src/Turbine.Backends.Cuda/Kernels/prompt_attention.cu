@@ -68,7 +68,8 @@ constexpr int TcPitch = TcHeadDim + 8;
 
 template <class KV, int H>
 __device__ void attention_tc(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
-    const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int chunks, float scale, int blockSize, int window)
+    const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int chunks, float scale, int blockSize, int window,
+    AttentionSplit split)
 {
     constexpr int D = TcHeadDim, BC = TcKeys, P = TcPitch, Loads = 4;
     // K hi, K lo, V hi, V lo: 4 × 64 × 136 × 2 bytes (TensorCoreAttentionShared on the host).
@@ -263,16 +264,22 @@ __device__ void attention_tc(const float* q, float* out, const typename KV::T* k
         const int row = g + 8 * r;
         if (row >= count) continue;
         const float inv = 1.f / l[r];
-        float* orow = out + ((long long)(t0 + row) * heads + head) * D + 2 * tq;
+        const long long at = ((long long)(t0 + row) * heads + head) * D + 2 * tq;
 #pragma unroll
-        for (int i = 0; i < D / 8; i++) *(float2*)(orow + 8 * i) = make_float2(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
+        for (int i = 0; i < D / 8; i++)
+        {
+            const float2 v = make_float2(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
+            *(float2*)(out + at + 8 * i) = v;
+            split.put(at + 8 * i, v.x);
+            split.put(at + 8 * i + 1, v.y);
+        }
     }
 }
 #define ATTENTION_TC(TYPE, NAME, H) \
     extern "C" __global__ void __launch_bounds__(32 * H) attention_tc_##NAME##_##H(const float* q, float* out, const TYPE::T* kc, \
         const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int chunks, \
-        float scale, int blockSize, int window) \
-    { attention_tc<TYPE, H>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, chunks, scale, blockSize, window); }
+        float scale, int blockSize, int window, AttentionSplit split) \
+    { attention_tc<TYPE, H>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, chunks, scale, blockSize, window, split); }
 ATTENTION_TC(F32, f32, 1) ATTENTION_TC(F32, f32, 2) ATTENTION_TC(F32, f32, 4) ATTENTION_TC(F32, f32, 8)
 ATTENTION_TC(BF16, bf16, 1) ATTENTION_TC(BF16, bf16, 2) ATTENTION_TC(BF16, bf16, 4) ATTENTION_TC(BF16, bf16, 8)
 ATTENTION_TC(F16, f16, 1) ATTENTION_TC(F16, f16, 2) ATTENTION_TC(F16, f16, 4) ATTENTION_TC(F16, f16, 8)

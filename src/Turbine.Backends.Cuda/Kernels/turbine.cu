@@ -115,23 +115,25 @@ __device__ float block_sum(float v)
     return partial[0];
 }
 
-// ---- embedding: y[t] = table[tokens[t]] -------------------------------------------------------------------------
+// ---- embedding: y[t] = table[tokens[t]], or, where feed[t] >= 0, table[ids[feed[t]]]: the id an argmax of the step
+// before chose for that row (a step queued before the host read them) ---------------------------------------------
 template <class W>
-__device__ void embed(const typename W::T* table, const int* tokens, float* y, int width)
+__device__ void embed(const typename W::T* table, const int* tokens, const int* feed, const int* ids, float* y, int width)
 {
-    long long row = tokens[blockIdx.x];
+    const int f = feed != 0 ? feed[blockIdx.x] : -1;
+    long long row = f >= 0 ? ids[f] : tokens[blockIdx.x];
     float* out = y + (long long)blockIdx.x * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) out[i] = W::get(table, row * width + i);
 }
-extern "C" __global__ void embed_f32(const float* t, const int* tok, float* y, int w) { embed<F32>(t, tok, y, w); }
-extern "C" __global__ void embed_bf16(const u16* t, const int* tok, float* y, int w) { embed<BF16>(t, tok, y, w); }
-extern "C" __global__ void embed_f16(const u16* t, const int* tok, float* y, int w) { embed<F16>(t, tok, y, w); }
+#define EMBED(TYPE, NAME) \
+    extern "C" __global__ void embed_##NAME(const TYPE::T* t, const int* tok, const int* feed, const int* ids, float* y, int w) \
+    { embed<TYPE>(t, tok, feed, ids, y, w); }
+EMBED(F32, f32) EMBED(BF16, bf16) EMBED(F16, f16)
 
 // ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
 // Fused with its neighbours in GEMM steps, to save a launch and a pass over memory each:
 // - delta may come straight from the previous GEMM's float32 result acc [rows × width] (plus its lo half's result after
-//   it when accTwo, plus bias): it is summed here and also written to delta, which then holds what the linear's epilogue
-//   would have written;
+//   it when accTwo, plus bias): it is summed here, and delta, which AddRmsNorm consumes, is not written;
 // - the normalised rows may also go to split as 16-bit hi (and, when splitTwo, the rounding remainder lo after all
 //   rows): the next GEMM's input, which it would otherwise convert in a kernel of its own.
 template <class S>
@@ -141,6 +143,22 @@ __device__ __forceinline__ void put_split(typename S::T* split, long long i, lon
     typename S::T hi = S::put(v);
     split[i] = hi;
     if (two) split[count + i] = S::put(v - S::widen(hi));
+}
+
+// put_split of four consecutive values (i a multiple of 4, count too): one 8-byte store a half.
+template <class S>
+__device__ __forceinline__ void put_split4(typename S::T* split, long long i, long long count, int two, float4 v)
+{
+    float f[4] = { S::fit(v.x), S::fit(v.y), S::fit(v.z), S::fit(v.w) };
+    typename S::T hi[4], lo[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+    {
+        hi[j] = S::put(f[j]);
+        lo[j] = S::put(f[j] - S::widen(hi[j]));
+    }
+    *(uint2*)(split + i) = make_uint2(hi[0] | ((u32)hi[1] << 16), hi[2] | ((u32)hi[3] << 16));
+    if (two) *(uint2*)(split + count + i) = make_uint2(lo[0] | ((u32)lo[1] << 16), lo[2] | ((u32)lo[3] << 16));
 }
 
 template <class S>
@@ -180,7 +198,6 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
                             float4 c = ((const float4*)bias)[i];
                             b.x += c.x; b.y += c.y; b.z += c.z; b.w += c.w;
                         }
-                        ((float4*)(delta + base))[i] = b;
                     }
                     else
                         b = ((const float4*)(delta + base))[i];
@@ -201,14 +218,7 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
                 float4 g = ((const float4*)weight)[i], a = v[u];
                 float4 r = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
                 ((float4*)(y + base))[i] = r;
-                if (split != 0)
-                {
-                    long long at = base + 4 * i;
-                    put_split<S>(split, at, count, splitTwo, r.x);
-                    put_split<S>(split, at + 1, count, splitTwo, r.y);
-                    put_split<S>(split, at + 2, count, splitTwo, r.z);
-                    put_split<S>(split, at + 3, count, splitTwo, r.w);
-                }
+                if (split != 0) put_split4<S>(split, base + 4 * i, count, splitTwo, r);
             }
         }
         return;
@@ -225,7 +235,6 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
                 d = acc[base + i];
                 if (accTwo) d += acc[count + base + i];
                 if (bias != 0) d += bias[i];
-                delta[base + i] = d;
             }
             else
                 d = delta[base + i];
@@ -562,15 +571,36 @@ extern "C" __global__ void linear_epilogue(const float* acc, int two, LinearPart
     }
 }
 
-// The stacked gate/up GEMM's result [rows × 2·width] (+ its lo half after it when two) as gate, up and
-// y = silu(gate) * up, in place of linear_epilogue and silu_mul; y also goes to split as the down GEMM's 16-bit input
-// (hi, and lo after all rows when splitTwo) when split is set.
+// The stacked gate/up GEMM's result [rows × 2·width] (+ its lo half after it when two) as y = silu(gate) * up, in place
+// of linear_epilogue and silu_mul (gate and up, which SiluMul consumes, are not written); y also goes to split as the
+// down GEMM's 16-bit input (hi, and lo after all rows when splitTwo) when split is set. Four columns a thread when the
+// width allows.
+__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
 template <class S>
-__device__ void swiglu_rows(const float* acc, int two, float* gate, float* up, float* y, int rows, int width, typename S::T* split,
-    int splitTwo)
+__device__ void swiglu_rows(const float* acc, int two, float* y, int rows, int width, typename S::T* split, int splitTwo)
 {
     long long count = (long long)rows * width, total = 2 * count;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    long long stride = (long long)gridDim.x * blockDim.x;
+    if ((width & 3) == 0)
+    {
+        for (long long i = 4 * (blockIdx.x * (long long)blockDim.x + threadIdx.x); i < count; i += 4 * stride)
+        {
+            long long r = i / width, a = r * 2 * width + (i - r * width);
+            float4 g = *(const float4*)(acc + a), u = *(const float4*)(acc + a + width);
+            if (two)
+            {
+                float4 gl = *(const float4*)(acc + total + a), ul = *(const float4*)(acc + total + a + width);
+                g.x += gl.x; g.y += gl.y; g.z += gl.z; g.w += gl.w;
+                u.x += ul.x; u.y += ul.y; u.z += ul.z; u.w += ul.w;
+            }
+            float4 v = make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w));
+            *(float4*)(y + i) = v;
+            if (split != 0) put_split4<S>(split, i, count, splitTwo, v);
+        }
+        return;
+    }
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += stride)
     {
         long long r = i / width, a = r * 2 * width + (i - r * width);
         float g = acc[a], u = acc[a + width];
@@ -579,17 +609,15 @@ __device__ void swiglu_rows(const float* acc, int two, float* gate, float* up, f
             g += acc[total + a];
             u += acc[total + a + width];
         }
-        gate[i] = g;
-        up[i] = u;
-        float v = g / (1.f + expf(-g)) * u;
+        float v = silu_times(g, u);
         y[i] = v;
         if (split != 0) put_split<S>(split, i, count, splitTwo, v);
     }
 }
 #define SWIGLU_EPILOGUE(TYPE, NAME) \
-    extern "C" __global__ void swiglu_epilogue_##NAME(const float* acc, int two, float* gate, float* up, float* y, int rows, int width, \
-        TYPE::T* split, int splitTwo) \
-    { swiglu_rows<TYPE>(acc, two, gate, up, y, rows, width, split, splitTwo); }
+    extern "C" __global__ void swiglu_epilogue_##NAME(const float* acc, int two, float* y, int rows, int width, TYPE::T* split, \
+        int splitTwo) \
+    { swiglu_rows<TYPE>(acc, two, y, rows, width, split, splitTwo); }
 SWIGLU_EPILOGUE(BF16, bf16) SWIGLU_EPILOGUE(F16, f16)
 
 // ---- rotary over q and k in place, with the step's cos/sin rows: pair i is (i, i + half) (neox), or (2i, 2i + 1) when
@@ -616,8 +644,7 @@ extern "C" __global__ void silu_mul(const float* gate, const float* up, float* y
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
     {
-        float g = gate[i];
-        y[i] = g / (1.f + expf(-g)) * up[i];
+        y[i] = silu_times(gate[i], up[i]);
     }
 }
 

@@ -14,6 +14,7 @@ internal static unsafe partial class Driver
     public const int FuncAttrMaxDynamicSharedSize = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
+    public const uint EventDisableTiming = 2;
     // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls (allocations) are refused during a capture.
     public const int CaptureModeThreadLocal = 1;
 
@@ -58,6 +59,7 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint e);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint e, nint stream);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* milliseconds, nint start, nint end);
+    [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint e);
     [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, byte** name);
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, byte** text);
 

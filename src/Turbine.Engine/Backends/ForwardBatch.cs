@@ -21,6 +21,7 @@ public sealed class ForwardBatch
         RotaryHalfDim = rotaryHalfDim;
         RotaryStyle = rotaryStyle;
         Tokens = new int[maxTokens];
+        FeedRows = new int[maxTokens];
         Positions = new int[maxTokens];
         Slots = new int[maxTokens];
         Cos = new float[(long)maxTokens * rotaryHalfDim];
@@ -52,6 +53,16 @@ public sealed class ForwardBatch
     public int LogitRowCount { get; private set; }
     /// <summary>Token ids, packed.</summary>
     public int[] Tokens { get; }
+
+    /// <summary>
+    /// Per token: the logit row of the previous step whose id, chosen on the backend by
+    /// <see cref="IComputeBackend.QueueArgMax"/>, is this token (the host has not read it yet), or -1 when the token is
+    /// <see cref="Tokens"/>' own. See <see cref="FeedsTokens"/>.
+    /// </summary>
+    public int[] FeedRows { get; }
+
+    /// <summary>Whether any token of this step is fed from the previous step's ids (<see cref="FeedRows"/>).</summary>
+    public bool FeedsTokens { get; private set; }
     /// <summary>Absolute position of each token in its sequence.</summary>
     public int[] Positions { get; }
     /// <summary>KV slot of each token: block × block size + offset.</summary>
@@ -71,6 +82,7 @@ public sealed class ForwardBatch
         TokenCount = 0;
         SequenceCount = 0;
         LogitRowCount = 0;
+        FeedsTokens = false;
     }
 
     /// <summary>Tokens still free in this step.</summary>
@@ -94,6 +106,7 @@ public sealed class ForwardBatch
         {
             int pos = cachedLength + i;
             Tokens[start + i] = tokens[i];
+            FeedRows[start + i] = -1;
             Positions[start + i] = pos;
             Slots[start + i] = blockTable[pos / blockSize] * blockSize + pos % blockSize;
         }
@@ -106,6 +119,22 @@ public sealed class ForwardBatch
         int context = cachedLength + tokens.Length;
         Sequences[SequenceCount] = new BatchSequence(start, tokens.Length, context, blockTable, (context + blockSize - 1) / blockSize);
         return SequenceCount++;
+    }
+
+    // The token AddFed stores for a fed token, whose id the backend takes from FeedRows instead.
+    private static readonly int[] Placeholder = [0];
+
+    /// <summary>
+    /// Adds one token of a sequence with <paramref name="cachedLength"/> tokens in its KV blocks: the one the backend
+    /// chose for logit row <paramref name="feedRow"/> of the previous step, which the host has not read yet. Its logits
+    /// are produced. Returns the sequence's index in the batch.
+    /// </summary>
+    public int AddFed(int feedRow, int cachedLength, int[] blockTable, int blockSize)
+    {
+        int sequence = Add(Placeholder, cachedLength, blockTable, blockSize);
+        FeedRows[TokenCount - 1] = feedRow;
+        FeedsTokens = true;
+        return sequence;
     }
 }
 

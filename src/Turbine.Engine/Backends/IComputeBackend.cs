@@ -44,13 +44,19 @@ public interface IComputeBackend : IDisposable
     {
     }
 
-    /// <summary>y[t] = table[token t] for every token of the step.</summary>
+    /// <summary>
+    /// y[t] = table[token t] for every token of the step: <see cref="ForwardBatch.Tokens"/>, or for a token with a
+    /// <see cref="ForwardBatch.FeedRows"/> entry the id the last <see cref="QueueArgMax"/> chose for that row.
+    /// </summary>
     void Embed(DeviceWeight table, DeviceBuffer y);
 
     /// <summary>y = RMSNorm(x) · w over <paramref name="rows"/> rows of w's width.</summary>
     void RmsNorm(DeviceBuffer x, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
 
-    /// <summary>residual += delta, then y = RMSNorm(residual) · w.</summary>
+    /// <summary>
+    /// residual += delta, then y = RMSNorm(residual) · w. delta is consumed: afterwards it holds unspecified values (a
+    /// backend may add the linear that produced it straight from that linear's result, never writing delta).
+    /// </summary>
     void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
 
     /// <summary>y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k].</summary>
@@ -79,11 +85,31 @@ public interface IComputeBackend : IDisposable
     /// <summary>Copies block <paramref name="source"/> of every layer's K and V to block <paramref name="destination"/> (copy-on-write of shared blocks).</summary>
     void CopyKvBlock(KvCacheStorage cache, int source, int destination);
 
-    /// <summary>y = silu(gate) · up over <paramref name="count"/> elements.</summary>
+    /// <summary>
+    /// y = silu(gate) · up over <paramref name="count"/> elements. gate and up are consumed: afterwards, unless one of them
+    /// is y, they hold unspecified values (a backend may compute y straight from their linears' result, never writing them).
+    /// </summary>
     void SiluMul(DeviceBuffer gate, DeviceBuffer up, DeviceBuffer y, long count);
 
     /// <summary>y[i] = x[rows[i]], rows of <paramref name="width"/> floats.</summary>
     void GatherRows(DeviceBuffer x, ReadOnlySpan<int> rows, int width, DeviceBuffer y);
+
+    /// <summary>
+    /// Whether a step may take tokens from ids the backend chose but the host has not read yet
+    /// (<see cref="QueueArgMax"/>, <see cref="ForwardBatch.FeedRows"/>): then the host queues step n + 1 before it
+    /// reads step n's tokens, and prepares it while the device runs step n.
+    /// </summary>
+    bool FeedsTokens => false;
+
+    /// <summary>
+    /// Queues the argmax of the first <paramref name="rows"/> rows of <paramref name="logits"/> (the rules of
+    /// <see cref="ArgMax"/>); <see cref="ReadQueuedArgMax"/> returns the ids, oldest first. At most two are queued at once.
+    /// </summary>
+    void QueueArgMax(DeviceBuffer logits, int rows, int width) =>
+        throw new NotSupportedException($"{Name} cannot queue an argmax (FeedsTokens is false)");
+
+    /// <summary>Waits for the oldest queued argmax and writes its ids to the start of <paramref name="ids"/>.</summary>
+    void ReadQueuedArgMax(Span<int> ids) => throw new NotSupportedException($"{Name} cannot queue an argmax (FeedsTokens is false)");
 
     /// <summary>
     /// For each of <paramref name="rows"/> rows of <paramref name="width"/> floats, the index of the first largest value

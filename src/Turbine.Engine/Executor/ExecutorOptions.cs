@@ -57,4 +57,11 @@ public sealed record ExecutorOptions
     public TimeSpan StaticBatchTimeout { get; init; }
     /// <summary>Requests waiting for admission at most; beyond it Submit refuses at once instead of queueing.</summary>
     public int MaxQueueSize { get; init; } = 1024;
+    /// <summary>
+    /// On a backend that can feed a step the tokens it chose in the step before (<see cref="Backends.IComputeBackend.FeedsTokens"/>,
+    /// the CUDA one), greedy decode steps are queued one ahead: step n + 1 is prepared and launched while the device
+    /// runs step n, and step n's tokens are read after (TensorRT-LLM's overlap scheduler, vLLM's async scheduling). A
+    /// request that ends in step n has computed one token too many, which is dropped.
+    /// </summary>
+    public bool OverlapScheduling { get; init; } = true;
 }

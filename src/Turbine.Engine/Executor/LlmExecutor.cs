@@ -36,7 +36,10 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
     private readonly Channel<RequestState> _incoming = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
     private readonly LinkedList<RequestState> _waiting = new();
     private readonly List<RequestState> _running = [];
-    private readonly List<ScheduledWork> _scheduled = [];
+    private List<ScheduledWork> _scheduled = [];
+    // The work of a step launched with its argmax queued but not read (OverlapScheduling): the next iteration launches
+    // the step after it first, then reads these tokens.
+    private List<ScheduledWork> _inflight = [];
     private readonly List<(int Source, int Destination)> _blockCopies = [];
     // Outputs of the last step, sent while the device runs the next one: detokenising and waking readers is host work
     // that would otherwise sit between two steps.
@@ -277,6 +280,7 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
         finally
         {
+            DrainInflight();
             CancelAll();
         }
     }
@@ -304,12 +308,35 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// One iteration: admit, schedule, launch the forward pass, send the previous step's outputs while it runs, read this
-    /// step's tokens. False when nothing could run yet.
+    /// step's tokens. With a step in flight (OverlapScheduling), the step after it is launched first when it can be
+    /// foreseen, and the in-flight one's tokens are read after. False when nothing could run yet.
     /// </summary>
     private bool Step()
     {
         DropCancelled();
         Admit();
+        if (_inflight.Count > 0)
+        {
+            bool ahead = CanScheduleAhead() && ScheduleAhead();
+            if (ahead)
+            {
+                _decoder.Forward(_batch, _storage);
+                _decoder.Backend.LaunchStep();
+                _decoder.QueueArgMax(_batch.LogitRowCount);
+            }
+            EmitPending();
+            _decoder.ReadQueuedArgMax(_ids);
+            Complete(_inflight, Readout.ArgMax);
+            _inflight.Clear();
+            _iterations++;
+            if (ahead)
+            {
+                (_inflight, _scheduled) = (_scheduled, _inflight);
+                return true;
+            }
+            // Requests that just ended may have made room.
+            Admit();
+        }
         if (_running.Count > 0)
             Schedule();
         if (_running.Count == 0 || _batch.TokenCount == 0)
@@ -325,6 +352,13 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         // Only steps where some row's logits are read on the host (context or generation logits, beam search) bring
         // the logit rows back; otherwise the backend chooses and only ids cross.
         var readout = ChooseReadout();
+        if (readout == Readout.ArgMax && _options.OverlapScheduling && _decoder.Backend.FeedsTokens)
+        {
+            // Read by the next iteration, after it has launched the step that follows.
+            _decoder.QueueArgMax(_batch.LogitRowCount);
+            (_inflight, _scheduled) = (_scheduled, _inflight);
+            return true;
+        }
         if (readout == Readout.ArgMax)
             _decoder.ArgMaxLogits(_batch.LogitRowCount, _ids);
         else if (readout == Readout.Sample)
@@ -335,8 +369,72 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         else
             _decoder.CopyLogits(_batch.LogitRowCount, HostLogits);
         _iterations++;
-        Complete(readout);
+        Complete(_scheduled, readout);
         return true;
+    }
+
+    /// <summary>
+    /// Whether the step after the in-flight one is known before its tokens are: every running request is in it, is
+    /// plainly greedy, ends its work there with one logit row, and nothing waits to be admitted.
+    /// </summary>
+    private bool CanScheduleAhead()
+    {
+        if (_waiting.Count > 0 || _running.Count != _inflight.Count)
+            return false;
+        foreach (var (r, take, _, allRows, beam) in _inflight)
+            if (beam >= 0 || allRows || r.Beams is not null || !r.PlainGreedy || r.Finish != FinishReason.None || r.Computed + take != r.Count
+                || r.GenerationLogits is not null)
+                return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Schedules one more token for each request of the in-flight step, fed from that step's queued argmax, with KV
+    /// blocks for it reserved now; false (nothing scheduled) if the blocks are not free.
+    /// </summary>
+    private bool ScheduleAhead()
+    {
+        _batch.Clear();
+        _scheduled.Clear();
+        _blockCopies.Clear();
+        foreach (var work in _inflight)
+        {
+            var r = work.Request;
+            // A request whose in-flight token is its last by length would only compute one to drop.
+            if (r.Generated + 1 >= r.Request.MaxTokens || r.Count + 1 >= _maxSeqLen)
+                continue;
+            // The in-flight step's token goes at index r.Count.
+            if (!_kv.TryReserve(r.Blocks, r.Count + 1))
+            {
+                _batch.Clear();
+                _scheduled.Clear();
+                return false;
+            }
+            int row = _batch.LogitRowCount;
+            _batch.AddFed(work.FirstRow, r.Count, r.Blocks.Table, _kv.BlockSize);
+            _scheduled.Add(new ScheduledWork(r, 1, row, AllRows: false, Beam: -1));
+        }
+        _lastBatch = _scheduled.Count;
+        _lastContextTokens = 0;
+        _lastGenerationTokens = _scheduled.Count;
+        return _scheduled.Count > 0;
+    }
+
+    /// <summary>Reads the ids of a step still in flight when the loop ends, so the backend's queue is empty for the next user.</summary>
+    private void DrainInflight()
+    {
+        if (_inflight.Count == 0)
+            return;
+        _inflight.Clear();
+        try
+        {
+            _decoder.ReadQueuedArgMax(_ids);
+        }
+        catch (Exception e) when (_fault is not null)
+        {
+            // The backend already failed the loop; that first error is the one reported.
+            _ = e;
+        }
     }
 
     private void DropCancelled()
@@ -548,11 +646,14 @@ public sealed class LlmExecutor : IAsyncDisposable, IDisposable
         }
     }
 
-    private void Complete(Readout readout)
+    private void Complete(List<ScheduledWork> works, Readout readout)
     {
         int vocab = _decoder.Config.VocabSize;
-        foreach (var (r, take, firstRow, allRows, beam) in _scheduled)
+        foreach (var (r, take, firstRow, allRows, beam) in works)
         {
+            // Ended (an end id, a stop word, cancelled) while this step, queued ahead, was in flight: its token is dropped.
+            if (r.Finish != FinishReason.None)
+                continue;
             if (beam >= 0)
             {
                 // The beams' rows are consecutive; advance the search once, at the last of them.

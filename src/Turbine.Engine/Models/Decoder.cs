@@ -134,6 +134,15 @@ public sealed class Decoder : IDisposable
     }
 
     /// <summary>
+    /// Queues the argmax of the last step's first <paramref name="rows"/> logit rows on the backend
+    /// (<see cref="IComputeBackend.QueueArgMax"/>): the next step may feed on those ids before <see cref="ReadQueuedArgMax"/>.
+    /// </summary>
+    public void QueueArgMax(int rows) => _backend.QueueArgMax(_logits, rows, Config.VocabSize);
+
+    /// <summary>The ids of the oldest queued argmax, written to the start of <paramref name="ids"/>.</summary>
+    public void ReadQueuedArgMax(Span<int> ids) => _backend.ReadQueuedArgMax(ids);
+
+    /// <summary>
     /// Runs one step over <paramref name="batch"/> with K/V in <paramref name="cache"/>, leaving the logits of its logit
     /// rows on the backend for <see cref="CopyLogits"/>, <see cref="ArgMaxLogits"/> or <see cref="SampleLogits"/>.
     /// </summary>
