@@ -8,7 +8,7 @@ namespace Turbine.Cli.Benchmarking;
 public static class BackendDescription
 {
     /// <summary>
-    /// "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, driver 12080), KV f32, GEMM split" on a GPU, "cpu (16 threads)" on
+    /// "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, driver 12080), KV f32, GEMM fp8lo" on a GPU, "cpu (16 threads)" on
     /// the CPU.
     /// </summary>
     public static string Of(IComputeBackend backend) => backend switch

@@ -33,12 +33,12 @@ internal sealed class BackendOptions
             + "default: TURBINE_CUDA_KV, else f32",
     };
 
-    /// <summary>--gemm-precision; absent: TURBINE_CUDA_GEMM, else split.</summary>
+    /// <summary>--gemm-precision; absent: TURBINE_CUDA_GEMM, else fp8lo.</summary>
     public Option<string?> GemmPrecision { get; } = new("--gemm-precision")
     {
-        Description = "CUDA GEMM activations: split (float32-like, two tensor-core passes), fp8lo (split with f16 weights and, in prompt steps, "
-            + "the lo pass in fp8: faster prefill, activations within ±65504, an fp8 copy of the linears), f16 (one pass; bf16 weights uploaded "
-            + "as f16), single (one pass in the weights' type, least accurate); default: TURBINE_CUDA_GEMM, else split",
+        Description = "CUDA GEMM activations: fp8lo (split with f16 weights and, in prompt steps, the lo pass in fp8: faster prefill, "
+            + "activations within ±65504, an fp8 copy of the linears), split (float32-like, two 16-bit tensor-core passes), f16 (one pass; "
+            + "bf16 weights uploaded as f16), single (one pass in the weights' type, least accurate); default: TURBINE_CUDA_GEMM, else fp8lo",
     };
 
     /// <summary>What <paramref name="parse"/> asked for, with <paramref name="threads"/> CPU threads.</summary>
