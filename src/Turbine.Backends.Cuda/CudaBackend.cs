@@ -220,7 +220,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public DeviceBuffer Allocate(long floats) => new CudaBuffer(_device, floats);
 
     /// <inheritdoc />
-    public int KvElementBytes => _options.KvCache == CudaKvCacheType.F32 ? sizeof(float) : sizeof(ushort);
+    public int KvElementBytes => _options.KvCache.ElementBytes();
 
     /// <inheritdoc />
     public KvCacheStorage AllocateKvCache(KvCacheShape shape)
