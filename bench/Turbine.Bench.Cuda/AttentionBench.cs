@@ -9,7 +9,7 @@ namespace Turbine.Bench.Cuda;
 /// <summary>
 /// Paged attention of one decode step alone, on a random KV cache: the attention kernel's time per call (CUDA events,
 /// median after a warm-up) and the K+V bytes it reads per second, for the shapes of Llama-3-8B (32 query heads, 8 KV
-/// heads, 128 dims) and Qwen2-7B (28 / 4), at several batches and contexts, with float32 and 16-bit caches.
+/// heads, 128 dims) and Qwen2-7B (28 / 4), at several batches and contexts, with float32, F24 and f16 caches.
 /// </summary>
 internal static unsafe class AttentionBench
 {
@@ -18,8 +18,8 @@ internal static unsafe class AttentionBench
     private const long ColdBytes = 256L << 20;
 
     /// <summary>
-    /// The table of every shape, or only <paramref name="only"/> ("f16,32,8,128,64,1024": cache, heads, KV heads, head
-    /// width, batch, context).
+    /// The table of every shape, or only <paramref name="only"/> ("f16,32,8,128,64,1024": cache (f32, f24, f16 or bf16),
+    /// heads, KV heads, head width, batch, context).
     /// </summary>
     public static int Run(int reps, string? only)
     {
@@ -30,7 +30,7 @@ internal static unsafe class AttentionBench
             (32, 8, 128, 1, 192), (32, 8, 128, 1, 2048), (32, 8, 128, 1, 8192), (32, 8, 128, 64, 192), (32, 8, 128, 64, 1024),
             (32, 8, 128, 256, 192), (28, 4, 128, 1, 2048), (28, 4, 128, 64, 1024),
         ];
-        CudaKvCacheType[] types = [CudaKvCacheType.F32, CudaKvCacheType.F16];
+        CudaKvCacheType[] types = [CudaKvCacheType.F32, CudaKvCacheType.F24, CudaKvCacheType.F16];
         if (only is not null)
         {
             var f = only.Split(',');

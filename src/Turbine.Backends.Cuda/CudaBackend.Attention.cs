@@ -68,12 +68,13 @@ public sealed unsafe partial class CudaBackend
         Materialize();
         string type = kv.Suffix;
         ulong slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
+        long lo = kv.LowOffset;
         if (rotary)
         {
             _rotaryPending = false;
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
             int interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
-            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &heads, &kvHeads, &headDim, &half, &interleaved, &source };
+            void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &lo, &heads, &kvHeads, &headDim, &half, &interleaved, &source };
             _activeProfiler?.Begin(fresh ? "rope + kv_write (with the q/k/v epilogue)" : "rope + kv_write");
             Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
             _activeProfiler?.End();
@@ -82,11 +83,12 @@ public sealed unsafe partial class CudaBackend
         {
             FlushRotary();
             _activeProfiler?.Begin("kv_write");
-            void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &kvDim };
+            void** write = stackalloc void*[] { &kp, &vp, &slots, &kc, &vc, &lo, &kvDim };
             Run("kv_write_" + type, (uint)tokens, 1, 1, 256, 1, 0, write);
             _activeProfiler?.End();
         }
 
+        // F24: 3 headDim % 16 == 0 exactly when its rows of hi halves and of low bytes are both whole 16-byte chunks.
         if (_tileCount == 0 && headDim * kv.ElementBytes % 16 == 0)
         {
             DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow);
@@ -123,8 +125,8 @@ public sealed unsafe partial class CudaBackend
         RaiseShared(fn, shared, PromptAttentionShared);
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
-            &partial, &counters,
+            &qp, &op, &kc, &vc, &lo, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize,
+            &slidingWindow, &partial, &counters,
         };
         _activeProfiler?.Begin("attention");
         _device.Launch(fn, kernel, (uint)gridX, (uint)gridY, (uint)splits, 32, (uint)warps, shared, args);
@@ -138,13 +140,14 @@ public sealed unsafe partial class CudaBackend
     {
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, tileList = _meta + (ulong)_tilesOff;
         int blockSize = kv.Shape.BlockSize;
+        long lo = kv.LowOffset;
         string kernel = $"attention_tc_{kv.Suffix}_{headsPerBlock}";
         var fn = _device.Function(kernel);
         RaiseShared(fn, TensorCoreAttentionShared, TensorCoreAttentionShared);
         var split = OutputSplit(Step.TokenCount, (long)Step.TokenCount * heads * TensorCoreHeadDim);
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow, &split,
+            &qp, &op, &kc, &vc, &lo, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow, &split,
         };
         _activeProfiler?.Begin("attention (tensor cores)");
         _device.Launch(fn, kernel, (uint)_tileCount, (uint)(kvHeads * chunks), 1, 32, (uint)headsPerBlock, TensorCoreAttentionShared, args);
@@ -177,7 +180,9 @@ public sealed unsafe partial class CudaBackend
         var (blockHeads, chunks) = GroupBlocks(heads / kvHeads);
         int log2Heads = BitOperations.Log2((uint)blockHeads), wide = headDim <= 128 ? 0 : 1;
         long slotBytes = 2L * DecodeKeys * headDim * kv.ElementBytes;
-        // Ring slots per warp: the copies of every slot are in flight while the warp waits for the oldest.
+        // Ring slots per warp: the copies of every slot are in flight while the warp waits for the oldest. F24 rows of 128 dims
+        // get 2 (12 KB); 3 and 4 measured no faster (batch 64: 39.2 and 39.1 µs against 38.7 at context 192, 162.0 and 173.4
+        // against 158.7 at 1024).
         int stages = (int)Math.Clamp(DecodeWarpRingBytes / slotBytes, 2, 4);
         // A warp's ring, then its round's probabilities and corrections (8 keys × heads + heads floats, in whole float4s).
         long warpBytes = stages * slotBytes + 4L * ((DecodeKeys * blockHeads + blockHeads + 3) & ~3);
@@ -221,11 +226,12 @@ public sealed unsafe partial class CudaBackend
         ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, partial = _partial,
             counters = _counters;
         int blockSize = kv.Shape.BlockSize;
+        long lo = kv.LowOffset;
         var split = OutputSplit(tokens, (long)tokens * heads * headDim);
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow, &stages,
-            &minKeys, &partial, &counters, &split,
+            &qp, &op, &kc, &vc, &lo, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
+            &stages, &minKeys, &partial, &counters, &split,
         };
         _activeProfiler?.Begin("attention");
         _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
@@ -266,13 +272,13 @@ public sealed unsafe partial class CudaBackend
             Driver.Check(Driver.cuFuncSetAttribute(fn, Driver.FuncAttrMaxDynamicSharedSize, limit), "cuFuncSetAttribute(attention)");
     }
 
-    // attention_decode_{f32|f16|bf16}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}_{2|3|4 warps}, by [cache type, log2
+    // attention_decode_{f32|f16|bf16|f24}_{1|2|4|8 heads a block}_{1|2: up to 128 or 256 dims}_{2|3|4 warps}, by [cache type, log2
     // heads, dims > 128, warps - 2]; blocks of 2 and 3 warps only for up to 128 dims (null otherwise).
     private static readonly string?[,,,] DecodeKernels = DecodeKernelNames();
 
     private static string?[,,,] DecodeKernelNames()
     {
-        var names = new string?[3, 4, 2, 3];
+        var names = new string?[Enum.GetValues<CudaKvCacheType>().Length, 4, 2, 3];
         foreach (var type in Enum.GetValues<CudaKvCacheType>())
             for (int h = 0; h < 4; h++)
                 for (int c = 0; c < 2; c++)
@@ -287,13 +293,17 @@ public sealed unsafe partial class CudaBackend
         _device.MakeCurrent();
         EndStepBody();
         var kv = (CudaKvCache)cache;
-        ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (ulong)kv.ElementBytes;
-        for (int layer = 0; layer < kv.Shape.Layers; layer++)
+        foreach (var (offset, bytes) in kv.Planes)
         {
-            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Keys(layer) + (ulong)destination * block, kv.Keys(layer) + (ulong)source * block, (nuint)block,
-                _device.Stream), "copying a K block");
-            Driver.Check(Driver.cuMemcpyDtoDAsync(kv.Values(layer) + (ulong)destination * block, kv.Values(layer) + (ulong)source * block, (nuint)block,
-                _device.Stream), "copying a V block");
+            ulong block = (ulong)kv.Shape.BlockSize * (ulong)kv.Shape.SlotWidth * (ulong)bytes;
+            for (int layer = 0; layer < kv.Shape.Layers; layer++)
+            {
+                ulong keys = kv.Keys(layer) + (ulong)offset, values = kv.Values(layer) + (ulong)offset;
+                Driver.Check(Driver.cuMemcpyDtoDAsync(keys + (ulong)destination * block, keys + (ulong)source * block, (nuint)block, _device.Stream),
+                    "copying a K block");
+                Driver.Check(Driver.cuMemcpyDtoDAsync(values + (ulong)destination * block, values + (ulong)source * block, (nuint)block, _device.Stream),
+                    "copying a V block");
+            }
         }
     }
 }

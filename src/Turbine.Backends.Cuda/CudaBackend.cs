@@ -254,7 +254,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     public DeviceBuffer Allocate(long floats) => new CudaBuffer(_device, floats);
 
     /// <inheritdoc />
-    public int KvElementBytes => _options.KvCache == CudaKvCacheType.F32 ? sizeof(float) : sizeof(ushort);
+    public int KvElementBytes => _options.KvCache.ElementBytes();
 
     /// <inheritdoc />
     public KvCacheStorage AllocateKvCache(KvCacheShape shape)
@@ -535,8 +535,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             throw new ArgumentException($"{rows} rows of {width} floats do not fit in the buffer", nameof(rows));
         // Only the ids cross the bus: rows × 4 bytes instead of rows × width × 4 (33 MB at batch 64 of a 128k vocabulary).
         Grow(ref _ids, ref _idsBytes, rows * 4L, "argmax ids");
-        // Few rows are cut into chunks of about 4096 so that more than a handful of SMs scan them.
-        int chunks = rows >= 32 ? 1 : Math.Clamp(width / 4096, 1, 64);
+        // Rows are cut into chunks (of 4096 at least) until about two blocks an SM scan them: one block a row would leave
+        // most SMs idle, and one SM alone streams a 128k-wide row at a fraction of the memory bandwidth.
+        int chunks = Math.Clamp((2 * _device.Multiprocessors + rows - 1) / rows, 1, Math.Clamp(width / 4096, 1, 64));
         if (chunks > 1)
         {
             Grow(ref _argPartial, ref _argPartialBytes, rows * chunks * 8L, "argmax partials");

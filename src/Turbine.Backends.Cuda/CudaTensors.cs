@@ -37,13 +37,16 @@ internal sealed class CudaBuffer(CudaDevice device, long floats) : DeviceBuffer
 }
 
 /// <summary>
-/// K and V of every layer in one device allocation: per layer K then V, each [blocks × blockSize × kvHeads × headDim]
-/// of float32, f16 or bf16.
+/// K and V of every layer in one device allocation: per layer a K region then a V region, each [blocks × blockSize ×
+/// kvHeads × headDim] of float32, f16 or bf16. An F24 region is two planes of that indexing: the elements' top 16 bits
+/// (a bf16 cache's layout), then at <see cref="LowOffset"/> their low bytes, each plane at a 256-byte boundary so that
+/// rows of 16-byte multiples stay 16-byte aligned in both.
 /// </summary>
 internal sealed class CudaKvCache : KvCacheStorage
 {
+    private const long PlaneAlignment = 256;
     private readonly CudaDevice _device;
-    private readonly long _layerBytes;
+    private readonly long _regionBytes;
     private ulong _base;
 
     public CudaKvCache(CudaDevice device, KvCacheShape shape, CudaKvCacheType type)
@@ -51,24 +54,44 @@ internal sealed class CudaKvCache : KvCacheStorage
         _device = device;
         Shape = shape;
         Type = type;
-        _layerBytes = (long)shape.Blocks * shape.BlockSize * shape.SlotWidth * ElementBytes;
-        _base = device.Allocate(2 * shape.Layers * _layerBytes, $"the KV cache ({shape.Blocks} blocks of {shape.BlockSize} tokens, {shape.Layers} layers)");
+        (_regionBytes, LowOffset) = Layout(shape, type);
+        _base = device.Allocate(2 * shape.Layers * _regionBytes, $"the KV cache ({shape.Blocks} blocks of {shape.BlockSize} tokens, {shape.Layers} layers)");
     }
+
+    /// <summary>
+    /// Bytes of one layer's K (or V) region, and where F24's low-byte plane starts in it (0 for the types of one plane).
+    /// </summary>
+    internal static (long RegionBytes, long LowOffset) Layout(KvCacheShape shape, CudaKvCacheType type)
+    {
+        long elements = (long)shape.Blocks * shape.BlockSize * shape.SlotWidth;
+        if (type != CudaKvCacheType.F24)
+            return (elements * type.ElementBytes(), 0);
+        long low = Align(elements * sizeof(ushort));
+        return (low + Align(elements), low);
+    }
+
+    private static long Align(long bytes) => (bytes + PlaneAlignment - 1) / PlaneAlignment * PlaneAlignment;
 
     public override KvCacheShape Shape { get; }
 
     /// <summary>The entries' element type.</summary>
     public CudaKvCacheType Type { get; }
 
-    /// <summary>Bytes of one entry.</summary>
-    public int ElementBytes => Type == CudaKvCacheType.F32 ? 4 : 2;
+    /// <summary>Bytes of one entry (over both planes for F24).</summary>
+    public int ElementBytes => Type.ElementBytes();
+
+    /// <summary>Bytes from a K or V region's start (<see cref="Keys"/>, <see cref="Values"/>) to F24's low-byte plane; 0 otherwise.</summary>
+    public long LowOffset { get; }
+
+    /// <summary>Each plane of a region: its offset from the region's start and its bytes per element.</summary>
+    public (long Offset, int Bytes)[] Planes => Type == CudaKvCacheType.F24 ? [(0, sizeof(ushort)), (LowOffset, 1)] : [(0, ElementBytes)];
 
     /// <summary>The kernels' name suffix for this element type.</summary>
-    public string Suffix => Type switch { CudaKvCacheType.F16 => "f16", CudaKvCacheType.BF16 => "bf16", _ => "f32" };
+    public string Suffix => Type.ToString().ToLowerInvariant();
 
-    public ulong Keys(int layer) => _base + (ulong)(2L * layer * _layerBytes);
+    public ulong Keys(int layer) => _base + (ulong)(2L * layer * _regionBytes);
 
-    public ulong Values(int layer) => _base + (ulong)((2L * layer + 1) * _layerBytes);
+    public ulong Values(int layer) => _base + (ulong)((2L * layer + 1) * _regionBytes);
 
     public override void Dispose()
     {

@@ -21,6 +21,7 @@ public sealed class BackendOptionsTests : IDisposable
 
     [Theory]
     [InlineData("f32", CudaKvCacheType.F32)]
+    [InlineData("f24", CudaKvCacheType.F24)]
     [InlineData("f16", CudaKvCacheType.F16)]
     [InlineData("bf16", CudaKvCacheType.BF16)]
     public void KvCacheDtypeValuesParse(string value, CudaKvCacheType expected)
@@ -79,7 +80,7 @@ public sealed class BackendOptionsTests : IDisposable
         var both = BackendFactory.CudaOptions(environment, new BackendSettings("cuda", 0, CudaKvCacheType.F32, CudaGemmPrecision.Split));
         Assert.Equal(environment with { KvCache = CudaKvCacheType.F32, Gemm = CudaGemmPrecision.Split }, both);
         var defaults = BackendFactory.CudaOptions(new CudaBackendOptions(), new BackendSettings("cuda", 0));
-        Assert.Equal((CudaKvCacheType.F32, CudaGemmPrecision.Fp8Lo), (defaults.KvCache, defaults.Gemm));
+        Assert.Equal((CudaKvCacheType.F24, CudaGemmPrecision.Fp8Lo), (defaults.KvCache, defaults.Gemm));
     }
 
     [Fact]
@@ -106,10 +107,11 @@ public sealed class BackendOptionsTests : IDisposable
     [Fact]
     public void DescriptionsNameThePrecisionsAsTheOptionsDo()
     {
-        Assert.Equal("KV f32, GEMM fp8lo", BackendDescription.Precision(new CudaBackendOptions()));
-        Assert.Equal("KV f32, GEMM split", BackendDescription.Precision(new CudaBackendOptions { Gemm = CudaGemmPrecision.Split }));
+        Assert.Equal("KV f24, GEMM fp8lo", BackendDescription.Precision(new CudaBackendOptions()));
+        Assert.Equal("KV f24, GEMM split", BackendDescription.Precision(new CudaBackendOptions { Gemm = CudaGemmPrecision.Split }));
         Assert.Equal("KV f16, GEMM f16", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F16, Gemm = CudaGemmPrecision.F16 }));
         Assert.Equal("KV bf16, GEMM single", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.BF16, Gemm = CudaGemmPrecision.Single }));
+        Assert.Equal("KV f32, GEMM split", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F32 }));
     }
 
     public static TheoryData<string[], string> CpuPrecisions => new()

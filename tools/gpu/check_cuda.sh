@@ -53,8 +53,9 @@ if [ "$stage" != qwen ]; then
     echo "== fixtures (default options) =="
     $bench fixtures "${fixtures[@]}" 2>&1 | tee "$out/fixtures.log" || status=1
     if [ "$stage" != speed ]; then
-        echo "== fixtures, graphs off; f16 GEMMs and KV cache; bf16 KV cache and single bf16 GEMM activations =="
+        echo "== fixtures, graphs off; float32 KV cache; f16 GEMMs and KV cache; bf16 KV cache and single bf16 GEMM activations =="
         TURBINE_CUDA_GRAPHS=0 $bench fixtures "${fixtures[@]}" 2>&1 | sed 's/^/graphs-off /' | tee "$out/fixtures-variants.log"
+        TURBINE_CUDA_KV=f32 $bench fixtures "${fixtures[@]}" 2>&1 | sed 's/^/kv-f32 /' | tee -a "$out/fixtures-variants.log"
         TURBINE_CUDA_KV=f16 TURBINE_CUDA_GEMM=f16 $bench fixtures "${fixtures[@]}" 2>&1 | sed 's/^/f16 /' | tee -a "$out/fixtures-variants.log"
         TURBINE_CUDA_KV=bf16 TURBINE_CUDA_GEMM=single $bench fixtures "${fixtures[@]}" 2>&1 | sed 's/^/bf16 /' | tee -a "$out/fixtures-variants.log"
     fi
@@ -95,6 +96,7 @@ if [ "$stage" != qwen ]; then
         teacher $model graphs-off 64 TURBINE_CUDA_GRAPHS=0
         teacher $model gemm-split 64 TURBINE_CUDA_GEMM=split
         teacher $model gemm-f16 64 TURBINE_CUDA_GEMM=f16
+        teacher $model kv-f32 64 TURBINE_CUDA_KV=f32
         teacher $model kv-f16 64 TURBINE_CUDA_KV=f16
         teacher $model gemm-f16+kv-f16 64 TURBINE_CUDA_GEMM=f16 TURBINE_CUDA_KV=f16
         teacher $model gemm-single 64 TURBINE_CUDA_GEMM=single

@@ -44,20 +44,26 @@ __device__ __forceinline__ void ldmatrix_x4_trans(u32* r, const u16* p)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
+// Elements i .. i + 3 of a KV cache (i a multiple of 4; lo as kv_load8's).
 template <class KV>
-__device__ __forceinline__ void kv_load4(const typename KV::T* p, float* o)
+__device__ __forceinline__ void kv_load4(KV, const typename KV::T* p, long long lo, long long i, float* o)
 {
     if constexpr (sizeof(typename KV::T) == 4)
     {
-        float4 v = __ldg((const float4*)p);
+        float4 v = __ldg((const float4*)(p + i));
         o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w;
     }
     else
     {
-        uint2 v = __ldg((const uint2*)p);
+        uint2 v = __ldg((const uint2*)(p + i));
         o[0] = KV::widen((u16)v.x); o[1] = KV::widen((u16)(v.x >> 16));
         o[2] = KV::widen((u16)v.y); o[3] = KV::widen((u16)(v.y >> 16));
     }
+}
+__device__ __forceinline__ void kv_load4(F24, const u16* p, long long lo, long long i, float* o)
+{
+    const uint2 h = __ldg((const uint2*)(p + i));
+    f24x4(h.x, h.y, __ldg((const u32*)((const unsigned char*)p + lo + i)), o);
 }
 
 constexpr int TcHeadDim = 128;
@@ -67,7 +73,7 @@ constexpr int TcKeys = 64;
 constexpr int TcPitch = TcHeadDim + 8;
 
 template <class KV, int H>
-__device__ void attention_tc(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
+__device__ void attention_tc(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, long long lo, const int* tokSeq,
     const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int chunks, float scale, int blockSize, int window,
     AttentionSplit split)
 {
@@ -143,8 +149,8 @@ __device__ void attention_tc(const float* q, float* out, const typename KV::T* k
                 {
                     const int p = base + j;
                     const long long off = ((long long)tables[s.w + p / blockSize] * blockSize + p % blockSize) * kvDim + (long long)kvh * D + d;
-                    kv_load4<KV>(kc + off, kx[u]);
-                    kv_load4<KV>(vc + off, vx[u]);
+                    kv_load4(KV(), kc, lo, off, kx[u]);
+                    kv_load4(KV(), vc, lo, off, vx[u]);
                 }
                 else
                 {
@@ -277,9 +283,10 @@ __device__ void attention_tc(const float* q, float* out, const typename KV::T* k
 }
 #define ATTENTION_TC(TYPE, NAME, H) \
     extern "C" __global__ void __launch_bounds__(32 * H) attention_tc_##NAME##_##H(const float* q, float* out, const TYPE::T* kc, \
-        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int chunks, \
-        float scale, int blockSize, int window, AttentionSplit split) \
-    { attention_tc<TYPE, H>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, chunks, scale, blockSize, window, split); }
+        const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, \
+        int chunks, float scale, int blockSize, int window, AttentionSplit split) \
+    { attention_tc<TYPE, H>(q, out, kc, vc, lo, tokSeq, seqs, tables, tiles, heads, kvHeads, chunks, scale, blockSize, window, split); }
 ATTENTION_TC(F32, f32, 1) ATTENTION_TC(F32, f32, 2) ATTENTION_TC(F32, f32, 4) ATTENTION_TC(F32, f32, 8)
 ATTENTION_TC(BF16, bf16, 1) ATTENTION_TC(BF16, bf16, 2) ATTENTION_TC(BF16, bf16, 4) ATTENTION_TC(BF16, bf16, 8)
 ATTENTION_TC(F16, f16, 1) ATTENTION_TC(F16, f16, 2) ATTENTION_TC(F16, f16, 4) ATTENTION_TC(F16, f16, 8)
+ATTENTION_TC(F24, f24, 1) ATTENTION_TC(F24, f24, 2) ATTENTION_TC(F24, f24, 4) ATTENTION_TC(F24, f24, 8)

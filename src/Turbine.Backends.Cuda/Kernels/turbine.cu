@@ -1,6 +1,6 @@
 // Turbine's CUDA kernels. Compiled at run time by NVRTC for the device's own architecture, so no CUDA headers are
 // included: bf16 and f16 are handled as 16-bit integers with explicit conversions.
-// Activations are float32 row-major; weights keep their checkpoint dtype; the KV cache is float32 or bf16.
+// Activations are float32 row-major; weights keep their checkpoint dtype; the KV cache is float32, f16, bf16 or F24.
 
 typedef unsigned short u16;
 typedef unsigned int u32;
@@ -68,6 +68,62 @@ struct F16
         o[6] = h2f((u16)v.w); o[7] = h2f((u16)(v.w >> 16));
     }
 };
+
+// KV caches only: float32 rounded to 24 bits (sign, exponent, 15 mantissa bits; relative error at most 2^-16) in two
+// planes, the top 16 bits (a bf16 pattern) as T and the next 8 in a plane of bytes `lo` bytes after the T plane, at the
+// same element index (kv_put, kv_get, kv_load8, kv_load4 and the decode attention's load4 take both).
+struct F24
+{
+    typedef u16 T;
+};
+
+// Which of the above keep a plane of low bytes too, and its bytes per element.
+template <class KV> struct KvLowBytes { static constexpr int value = 0; };
+template <> struct KvLowBytes<F24> { static constexpr int value = 1; };
+
+// f rounded to F24's 24 bits, as those bits (hi 16 | lo 8): halves round away from zero, and a carry into the exponent
+// is IEEE rounding (floats within half a step of 2^128 become inf). NaN is kept a NaN (quieted): the carry would turn
+// a NaN of a small payload into inf, and wrap a negative one to 0.
+__device__ __forceinline__ u32 f2f24(float f)
+{
+    const u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 8) | 0x4000u;
+    return (u + 0x80u) >> 8;
+}
+// Four consecutive F24 elements from their hi halves (two a word, the lower index in the low half) and low bytes.
+__device__ __forceinline__ void f24x4(u32 h0, u32 h1, u32 l, float* o)
+{
+    o[0] = __uint_as_float((h0 << 16) | ((l & 0xffu) << 8));
+    o[1] = __uint_as_float((h0 & 0xffff0000u) | (l & 0xff00u));
+    o[2] = __uint_as_float((h1 << 16) | ((l >> 8) & 0xff00u));
+    o[3] = __uint_as_float((h1 & 0xffff0000u) | ((l >> 16) & 0xff00u));
+}
+
+// Element i of a KV cache (p: its T plane; lo: F24's low-byte plane, in bytes from p, unused by the other types).
+template <class KV>
+__device__ __forceinline__ void kv_put(KV, typename KV::T* p, long long lo, long long i, float f) { p[i] = KV::put(f); }
+__device__ __forceinline__ void kv_put(F24, u16* p, long long lo, long long i, float f)
+{
+    const u32 r = f2f24(f);
+    p[i] = (u16)(r >> 8);
+    ((unsigned char*)p + lo)[i] = (unsigned char)r;
+}
+template <class KV>
+__device__ __forceinline__ float kv_get(KV, const typename KV::T* p, long long lo, long long i) { return KV::get(p, i); }
+__device__ __forceinline__ float kv_get(F24, const u16* p, long long lo, long long i)
+{
+    return __uint_as_float(((u32)p[i] << 16) | ((u32)((const unsigned char*)p + lo)[i] << 8));
+}
+// Elements i .. i + 7 (i a multiple of 8: 16-byte loads of T, 8-byte of low bytes).
+template <class KV>
+__device__ __forceinline__ void kv_load8(KV, const typename KV::T* p, long long lo, long long i, float* o) { KV::load8(p + i, o); }
+__device__ __forceinline__ void kv_load8(F24, const u16* p, long long lo, long long i, float* o)
+{
+    const uint4 h = __ldg((const uint4*)(p + i));
+    const uint2 l = __ldg((const uint2*)((const unsigned char*)p + lo + i));
+    f24x4(h.x, h.y, l.x, o);
+    f24x4(h.z, h.w, l.y, o + 4);
+}
 
 // Programmatic dependent launch (sm_90+): a kernel lets the next one start launching once all its blocks run, and a
 // kernel launched that way waits for its predecessor to finish before reading what it wrote, so its blocks are
@@ -742,21 +798,23 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* x, i
 }
 
 // ---- KV write: the step's k, v rows into their cache slots ----------------------------------------------------------
+// lo: where F24's low-byte planes are, in bytes from kc and from vc (as in every kernel that takes the cache).
 template <class KV>
-__device__ void kv_write(const float* k, const float* v, const int* slots, typename KV::T* kc, typename KV::T* vc, int kvDim)
+__device__ void kv_write(const float* k, const float* v, const int* slots, typename KV::T* kc, typename KV::T* vc, long long lo, int kvDim)
 {
     int slot = slots[blockIdx.x];
     if (slot < 0) return;
     long long src = (long long)blockIdx.x * kvDim, dst = (long long)slot * kvDim;
     for (int i = threadIdx.x; i < kvDim; i += blockDim.x)
     {
-        kc[dst + i] = KV::put(k[src + i]);
-        vc[dst + i] = KV::put(v[src + i]);
+        kv_put(KV(), kc, lo, dst + i, k[src + i]);
+        kv_put(KV(), vc, lo, dst + i, v[src + i]);
     }
 }
-extern "C" __global__ void kv_write_f32(const float* k, const float* v, const int* s, float* kc, float* vc, int d) { kv_write<F32>(k, v, s, kc, vc, d); }
-extern "C" __global__ void kv_write_bf16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<BF16>(k, v, s, kc, vc, d); }
-extern "C" __global__ void kv_write_f16(const float* k, const float* v, const int* s, u16* kc, u16* vc, int d) { kv_write<F16>(k, v, s, kc, vc, d); }
+#define KV_WRITE(TYPE, NAME) \
+    extern "C" __global__ void kv_write_##NAME(const float* k, const float* v, const int* s, TYPE::T* kc, TYPE::T* vc, long long lo, int d) \
+    { kv_write<TYPE>(k, v, s, kc, vc, lo, d); }
+KV_WRITE(F32, f32) KV_WRITE(BF16, bf16) KV_WRITE(F16, f16) KV_WRITE(F24, f24)
 
 // ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch, one
 // block per (token, head), and one more per token for v (and k's dimensions past the rotary ones, partial rotary) ----
@@ -783,7 +841,7 @@ __device__ __forceinline__ float qkv_at(const QkvSource& src, int part, long lon
 
 template <class KV>
 __device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTable, const float* sinTable, const int* slots,
-    typename KV::T* kc, typename KV::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src)
+    typename KV::T* kc, typename KV::T* vc, long long lo, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src)
 {
     const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim, qDim = heads * headDim;
     const long long dst = (long long)slot * kvDim;
@@ -805,8 +863,8 @@ __device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTabl
             if (key && slot >= 0)
             {
                 long long o = dst + j0;
-                kc[o + i1] = KV::put(ra);
-                kc[o + i2] = KV::put(rb);
+                kv_put(KV(), kc, lo, o + i1, ra);
+                kv_put(KV(), kc, lo, o + i2, rb);
             }
         }
         if (fresh)
@@ -820,15 +878,15 @@ __device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTabl
         if (fresh) v[at] = value;
         if (slot < 0) continue;
         // k's dimensions past the rotary ones: read from the source, since another block writes them to k.
-        if (d % headDim >= 2 * half) kc[dst + d] = KV::put(fresh ? qkv_at(src, 1, t, qDim, d) : k[at]);
-        vc[dst + d] = KV::put(value);
+        if (d % headDim >= 2 * half) kv_put(KV(), kc, lo, dst + d, fresh ? qkv_at(src, 1, t, qDim, d) : k[at]);
+        kv_put(KV(), vc, lo, dst + d, value);
     }
 }
 #define ROPE_KV_WRITE(TYPE, NAME) \
     extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, float* v, const float* c, const float* s, const int* slots, \
-        TYPE::T* kc, TYPE::T* vc, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src) \
-    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, heads, kvHeads, headDim, half, interleaved, src); }
-ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
+        TYPE::T* kc, TYPE::T* vc, long long lo, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src) \
+    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, lo, heads, kvHeads, headDim, half, interleaved, src); }
+ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16) ROPE_KV_WRITE(F24, f24)
 
 // ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
 // Block = (query tile, up to H query heads sharing one KV head, key split z); one warp per query token, computing all of
@@ -846,7 +904,7 @@ ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16)
 // DEPTH: K/V vectors each thread loads before storing any (registers; blocks of up to 16 warps afford 2). D: output
 // dimensions per lane (head dims up to 32·D).
 template <class KV, int DEPTH, int H, int D>
-__device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
+__device__ void attention(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, long long lo, const int* tokSeq,
     const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize,
     int window, float* partial, int* counters)
 {
@@ -921,8 +979,8 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
                         int p = base + j;
                         long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
                         long long off = slot * kvDim + (long long)kvh * headDim + d;
-                        KV::load8(kc + off, a[u]);
-                        KV::load8(vc + off, b[u]);
+                        kv_load8(KV(), kc, lo, off, a[u]);
+                        kv_load8(KV(), vc, lo, off, b[u]);
                     }
                 }
 #pragma unroll
@@ -950,8 +1008,8 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
                 int p = base + j;
                 long long slot = (long long)tables[s.w + p / blockSize] * blockSize + p % blockSize;
                 long long off = slot * kvDim + (long long)kvh * headDim + d;
-                ks[j * kStride + d] = KV::get(kc, off);
-                vs[j * headDim + d] = KV::get(vc, off);
+                ks[j * kStride + d] = kv_get(KV(), kc, lo, off);
+                vs[j * headDim + d] = kv_get(KV(), vc, lo, off);
             }
         }
         __syncthreads();
@@ -1096,12 +1154,13 @@ __device__ void attention(const float* q, float* out, const typename KV::T* kc, 
 }
 #define ATTENTION(TYPE, NAME, H, D) \
     extern "C" __global__ void __launch_bounds__(512) attention_##NAME##_##H##_##D(const float* q, float* out, const TYPE::T* kc, \
-        const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, int headDim, \
-        int chunks, float scale, int blockSize, int window, float* partial, int* counters) \
-    { attention<TYPE, 2, H, D>(q, out, kc, vc, tokSeq, seqs, tables, tiles, heads, kvHeads, headDim, chunks, scale, blockSize, window, partial, counters); }
+        const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, const int2* tiles, int heads, int kvHeads, \
+        int headDim, int chunks, float scale, int blockSize, int window, float* partial, int* counters) \
+    { attention<TYPE, 2, H, D>(q, out, kc, vc, lo, tokSeq, seqs, tables, tiles, heads, kvHeads, headDim, chunks, scale, blockSize, window, partial, \
+        counters); }
 #define ATTENTION_HEADS(TYPE, NAME, D) ATTENTION(TYPE, NAME, 1, D) ATTENTION(TYPE, NAME, 2, D) ATTENTION(TYPE, NAME, 4, D) ATTENTION(TYPE, NAME, 8, D)
 #define ATTENTION_TYPE(TYPE, NAME) ATTENTION_HEADS(TYPE, NAME, 4) ATTENTION_HEADS(TYPE, NAME, 8)
-ATTENTION_TYPE(F32, f32) ATTENTION_TYPE(BF16, bf16) ATTENTION_TYPE(F16, f16)
+ATTENTION_TYPE(F32, f32) ATTENTION_TYPE(BF16, bf16) ATTENTION_TYPE(F16, f16) ATTENTION_TYPE(F24, f24)
 
 // ---- paged attention of decode steps (one query token per sequence) -------------------------------------------------
 // Block = (token x, up to H query heads of one KV head y, key split z), W warps. The split's keys come in rounds of 8 W,
@@ -1111,7 +1170,7 @@ ATTENTION_TYPE(F32, f32) ATTENTION_TYPE(BF16, bf16) ATTENTION_TYPE(F16, f16)
 // block to finish merges, counters left at zero). Splits are cut from the sequence's own span, at least minKeys each (a
 // multiple of 32), so the launch shape does not depend on context lengths.
 // Rows are copied in 16-byte units: headDim × element size must be a multiple of 16 (the host uses attention_*
-// otherwise). Lane l owns dims 4 l + 128 i (i < NC) of q, K, V and the output, so a warp reads whole rows from shared
+// otherwise; for F24 a row's 2 headDim bytes of hi halves and headDim low bytes are copied as rows of their own). Lane l owns dims 4 l + 128 i (i < NC) of q, K, V and the output, so a warp reads whole rows from shared
 // memory; its partial dots for 8 keys × H heads are summed over the warp by exchanges that halve the values each lane
 // holds (lane_sums).
 #define DECODE_KEYS 8
@@ -1131,23 +1190,71 @@ __device__ __forceinline__ void cp_async_wait(int pending)
     else asm volatile("cp.async.wait_group 0;" ::: "memory");
 }
 
-// 4 elements of a K or V row in shared memory as floats.
-__device__ __forceinline__ void load4(F32, const char* p, float* o)
+// A lane's walk over the 16-byte chunks of 8 rows of `chunks` chunks each, 32 chunks a step (chunk 32 it + lane at
+// step it): its first chunk (row0, c0), the advance a step, and the steps that cover the rows.
+struct RowWalk
+{
+    int row0, c0, rowStep, cStep, chunks, steps;
+    __device__ __forceinline__ RowWalk(int rowChunks, int lane)
+        : row0(lane / rowChunks), c0(lane - row0 * rowChunks), rowStep(32 / rowChunks), cStep(32 - rowStep * rowChunks), chunks(rowChunks),
+          steps((DECODE_KEYS * rowChunks + 31) >> 5)
+    {
+    }
+};
+
+// Copies the rows of 8 keys (key j's row at src + slot(j) × slotStride, slot(j) held by lane j; -1: zero-filled) to
+// shared memory at dst (this lane's chunk: dst + lane × 16), and the same of V from vOff bytes further in global memory
+// to vDst bytes further in shared memory. At most STEPS steps (the most any row width takes).
+template <int STEPS>
+__device__ __forceinline__ void copy_rows(const RowWalk& w, u32 dst, u32 vDst, const char* src, long long vOff, int slotStride, int slot)
+{
+    int row = w.row0, c = w.c0;
+#pragma unroll
+    for (int it = 0; it < STEPS; it++)
+    {
+        if (it < w.steps)
+        {
+            const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
+            const char* from = src + c * 16 + (unsigned long long)(u32)max(rowSlot, 0) * (u32)slotStride;
+            const u32 bytes = rowSlot >= 0 ? 16 : 0;
+            if (row < DECODE_KEYS)
+            {
+                cp_async16(dst + it * 512, from, bytes);
+                cp_async16(dst + it * 512 + vDst, from + vOff, bytes);
+            }
+            row += w.rowStep;
+            c += w.cStep;
+            if (c >= w.chunks)
+            {
+                c -= w.chunks;
+                row++;
+            }
+        }
+    }
+}
+
+// 4 elements of a K or V row in shared memory as floats (p: in the row; pl: F24's low bytes of the same elements).
+__device__ __forceinline__ void load4(F32, const char* p, const char* pl, float* o)
 {
     float4 a = *(const float4*)p;
     o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
 }
-__device__ __forceinline__ void load4(BF16, const char* p, float* o)
+__device__ __forceinline__ void load4(BF16, const char* p, const char* pl, float* o)
 {
     uint2 v = *(const uint2*)p;
     o[0] = __uint_as_float(v.x << 16); o[1] = __uint_as_float(v.x & 0xffff0000u);
     o[2] = __uint_as_float(v.y << 16); o[3] = __uint_as_float(v.y & 0xffff0000u);
 }
-__device__ __forceinline__ void load4(F16, const char* p, float* o)
+__device__ __forceinline__ void load4(F16, const char* p, const char* pl, float* o)
 {
     uint2 v = *(const uint2*)p;
     o[0] = h2f((u16)v.x); o[1] = h2f((u16)(v.x >> 16));
     o[2] = h2f((u16)v.y); o[3] = h2f((u16)(v.y >> 16));
+}
+__device__ __forceinline__ void load4(F24, const char* p, const char* pl, float* o)
+{
+    uint2 v = *(const uint2*)p;
+    f24x4(v.x, v.y, *(const u32*)pl, o);
 }
 
 // H floats from shared memory into registers, in 16-byte loads where H allows.
@@ -1208,7 +1315,7 @@ struct AttentionSplit
 };
 
 template <class KV, int H, int NC, int W>
-__device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, const int* tokSeq,
+__device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, long long lo, const int* tokSeq,
     const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize, int window,
     int stages, int minKeys, float* partial, int* counters, AttentionSplit split)
 {
@@ -1231,14 +1338,16 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     const int begin = spanBegin + (int)blockIdx.z * len, end = min(pos + 1, begin + len);
     const int rounds = (end - begin + DECODE_KEYS * W - 1) / (DECODE_KEYS * W);
 
-    // Per warp and ring slot: 8 K rows, then 8 V rows; after the ring, each warp's round probabilities and corrections.
-    const int rowBytes = headDim * (int)sizeof(T), rowChunks = rowBytes >> 4, slotBytes = 2 * DECODE_KEYS * rowBytes;
+    // Per warp and ring slot: 8 K rows (for F24: 8 rows of hi halves, then 8 of low bytes), then 8 V rows the same; after
+    // the ring, each warp's round probabilities and corrections.
+    constexpr int HB = (int)sizeof(T), LB = KvLowBytes<KV>::value;
+    const int rowBytes = headDim * HB, lowBytes = headDim * LB, kBytes = DECODE_KEYS * (rowBytes + lowBytes), slotBytes = 2 * kBytes;
     char* ring = (char*)smem4;
     char* mine = ring + warp * stages * slotBytes;
     float* pw = (float*)(ring + W * stages * slotBytes) + warp * PS;
     const u32 mineAddr = (u32)__cvta_generic_to_shared(mine);
-    const int slotStride = kvHeads * rowBytes;
     const char* kg = (const char*)kc + (long long)kvh * rowBytes;
+    const char* kgLow = (const char*)kc + lo + (long long)kvh * lowBytes;
     const long long vOff = (const char*)vc - (const char*)kc;
     const int pageShift = (blockSize & (blockSize - 1)) == 0 ? __ffs(blockSize) - 1 : -1;
     // Lane k < 8 looks up key k of each of the warp's rounds, one issue ahead of its copies.
@@ -1251,11 +1360,9 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         return __ldg(tables + s.w + page) * blockSize + (key - page * blockSize);
     };
     // Copies take whole 128-byte lines: copy `it` of a round moves chunk 32 it + lane of the 8 flattened K rows (row, 16-byte
-    // column c), and the same of V; at most COPIES of them (8 rows of 128 NC elements). Rows of keys past the split's end
-    // are zero-filled.
-    constexpr int COPIES = 2 * NC * (int)sizeof(T);
-    const int copies = (DECODE_KEYS * rowChunks + 31) >> 5;
-    const int row0 = lane / rowChunks, c0 = lane - row0 * rowChunks, rowStep = 32 / rowChunks, cStep = 32 - rowStep * rowChunks;
+    // column c), and the same of V; at most 2 NC × bytes of an element of them (8 rows of 128 NC elements). Rows of keys
+    // past the split's end are zero-filled. F24's low bytes are rows of their own, in their plane `lo` bytes further.
+    const RowWalk walk(rowBytes >> 4, lane), lowWalk(LB > 0 ? lowBytes >> 4 : 1, lane);
     int nextSlot = slotOf(0);
     auto issue = [&](int r, int b)
     {
@@ -1264,29 +1371,9 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
             const int slot = nextSlot;
             nextSlot = slotOf(r + 1);
             const u32 dst = mineAddr + b * slotBytes + lane * 16;
-            int row = row0, c = c0;
-#pragma unroll
-            for (int it = 0; it < COPIES; it++)
-            {
-                if (it < copies)
-                {
-                    const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
-                    const char* src = kg + c * 16 + (unsigned long long)(u32)max(rowSlot, 0) * (u32)slotStride;
-                    const u32 bytes = rowSlot >= 0 ? 16 : 0;
-                    if (row < DECODE_KEYS)
-                    {
-                        cp_async16(dst + it * 512, src, bytes);
-                        cp_async16(dst + it * 512 + DECODE_KEYS * rowBytes, src + vOff, bytes);
-                    }
-                    row += rowStep;
-                    c += cStep;
-                    if (c >= rowChunks)
-                    {
-                        c -= rowChunks;
-                        row++;
-                    }
-                }
-            }
+            copy_rows<2 * NC * HB>(walk, dst, kBytes, kg, vOff, kvHeads * rowBytes, slot);
+            if constexpr (LB > 0)
+                copy_rows<2 * NC * LB>(lowWalk, dst + DECODE_KEYS * rowBytes, kBytes, kgLow, vOff, kvHeads * lowBytes, slot);
         }
         cp_async_commit();
     };
@@ -1302,7 +1389,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     for (int i = 0; i < NC; i++)
     {
         const int d = 4 * lane + 128 * i;
-        dOff[i] = d < headDim ? d * (int)sizeof(T) : 0;
+        dOff[i] = d < headDim ? d * HB : 0;
 #pragma unroll
         for (int hh = 0; hh < H; hh++)
         {
@@ -1334,7 +1421,10 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         if (n > 0)
         {
             const char* kr = mine + b * slotBytes;
-            const char* vr = kr + DECODE_KEYS * rowBytes;
+            const char* vr = kr + kBytes;
+            // Low bytes (F24) sit at 1 / HB of their elements' offsets in the hi rows, after the 8 hi rows.
+            const char* krLow = kr + DECODE_KEYS * rowBytes;
+            const char* vrLow = vr + DECODE_KEYS * rowBytes;
             float a[V];
 #pragma unroll
             for (int i = 0; i < NC; i++)
@@ -1342,7 +1432,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
                 for (int jj = 0; jj < DECODE_KEYS; jj++)
                 {
                     float kf[4];
-                    load4(KV(), kr + kRow[jj] + dOff[i], kf);
+                    load4(KV(), kr + kRow[jj] + dOff[i], krLow + (kRow[jj] + dOff[i]) / HB * LB, kf);
 #pragma unroll
                     for (int hh = 0; hh < H; hh++)
                     {
@@ -1384,7 +1474,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
                 for (int i = 0; i < NC; i++)
                 {
                     float v[4];
-                    load4(KV(), vr + jj * rowBytes + dOff[i], v);
+                    load4(KV(), vr + jj * rowBytes + dOff[i], vrLow + (jj * rowBytes + dOff[i]) / HB * LB, v);
 #pragma unroll
                     for (int h = 0; h < H; h++)
 #pragma unroll
@@ -1526,12 +1616,13 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
 // for heads of up to 128 dims only).
 #define ATTENTION_DECODE(TYPE, NAME, H, NC, W) \
     extern "C" __global__ void __launch_bounds__(32 * W) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, float* out, \
-        const TYPE::T* kc, const TYPE::T* vc, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, \
-        int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, AttentionSplit split) \
-    { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
+        const TYPE::T* kc, const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, \
+        int headDim, int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, \
+        AttentionSplit split) \
+    { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, lo, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
         stages, minKeys, partial, counters, split); }
 #define ATTENTION_DECODE_HEADS(TYPE, NAME, H) \
     ATTENTION_DECODE(TYPE, NAME, H, 1, 2) ATTENTION_DECODE(TYPE, NAME, H, 1, 3) ATTENTION_DECODE(TYPE, NAME, H, 1, 4) ATTENTION_DECODE(TYPE, NAME, H, 2, 4)
 #define ATTENTION_DECODE_ALL(TYPE, NAME) \
     ATTENTION_DECODE_HEADS(TYPE, NAME, 1) ATTENTION_DECODE_HEADS(TYPE, NAME, 2) ATTENTION_DECODE_HEADS(TYPE, NAME, 4) ATTENTION_DECODE_HEADS(TYPE, NAME, 8)
-ATTENTION_DECODE_ALL(F32, f32) ATTENTION_DECODE_ALL(BF16, bf16) ATTENTION_DECODE_ALL(F16, f16)
+ATTENTION_DECODE_ALL(F32, f32) ATTENTION_DECODE_ALL(BF16, bf16) ATTENTION_DECODE_ALL(F16, f16) ATTENTION_DECODE_ALL(F24, f24)

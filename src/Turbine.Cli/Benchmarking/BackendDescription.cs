@@ -8,7 +8,7 @@ namespace Turbine.Cli.Benchmarking;
 public static class BackendDescription
 {
     /// <summary>
-    /// "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, driver 12080), KV f32, GEMM fp8lo" on a GPU, "cpu (16 threads)" on
+    /// "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, driver 12080), KV f24, GEMM fp8lo" on a GPU, "cpu (16 threads)" on
     /// the CPU.
     /// </summary>
     public static string Of(IComputeBackend backend) => backend switch
@@ -21,7 +21,7 @@ public static class BackendDescription
     /// <summary>"KV f16, GEMM split": the CUDA precisions, named as --kv-cache-dtype and --gemm-precision take them.</summary>
     public static string Precision(CudaBackendOptions options)
     {
-        string kv = options.KvCache switch { CudaKvCacheType.F16 => "f16", CudaKvCacheType.BF16 => "bf16", _ => "f32" };
+        string kv = options.KvCache.ToString().ToLowerInvariant();
         string gemm = options.Gemm switch
         {
             CudaGemmPrecision.Single => "single",

@@ -10,7 +10,7 @@ namespace Turbine.Cli.Hosting;
 internal sealed class BackendOptions
 {
     /// <summary>The accepted --kv-cache-dtype values.</summary>
-    public static readonly string[] KvCacheDtypes = ["f32", "f16", "bf16"];
+    public static readonly string[] KvCacheDtypes = ["f32", "f24", "f16", "bf16"];
 
     /// <summary>The accepted --gemm-precision values.</summary>
     public static readonly string[] GemmPrecisions = ["split", "single", "f16", "fp8lo"];
@@ -26,11 +26,11 @@ internal sealed class BackendOptions
     /// <summary>--device.</summary>
     public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or auto (cuda when a GPU is found)", DefaultValueFactory = _ => "auto" };
 
-    /// <summary>--kv-cache-dtype; absent: TURBINE_CUDA_KV, else f32.</summary>
+    /// <summary>--kv-cache-dtype; absent: TURBINE_CUDA_KV, else f24.</summary>
     public Option<string?> KvCacheDtype { get; } = new("--kv-cache-dtype")
     {
-        Description = "CUDA KV cache type: f32 (float32 K/V), f16 (half the bytes), bf16 (half the bytes, least accurate); "
-            + "default: TURBINE_CUDA_KV, else f32",
+        Description = "CUDA KV cache type: f24 (float32 rounded to 24 bits: 3/4 of float32's bytes, relative error 2^-16), f32 (float32 K/V), "
+            + "f16 (half the bytes), bf16 (half the bytes, least accurate); default: TURBINE_CUDA_KV, else f24",
     };
 
     /// <summary>--gemm-precision; absent: TURBINE_CUDA_GEMM, else fp8lo.</summary>
@@ -46,6 +46,7 @@ internal sealed class BackendOptions
         parse.GetValue(KvCacheDtype) switch
         {
             "f32" => CudaKvCacheType.F32,
+            "f24" => CudaKvCacheType.F24,
             "f16" => CudaKvCacheType.F16,
             "bf16" => CudaKvCacheType.BF16,
             _ => null,

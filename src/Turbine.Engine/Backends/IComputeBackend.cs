@@ -29,7 +29,7 @@ public interface IComputeBackend : IDisposable
     /// <summary>Paged key/value storage for every layer.</summary>
     KvCacheStorage AllocateKvCache(KvCacheShape shape);
 
-    /// <summary>Bytes of one K or V value in the caches <see cref="AllocateKvCache"/> makes (float32 unless the backend keeps 16-bit entries).</summary>
+    /// <summary>Bytes of one K or V value in the caches <see cref="AllocateKvCache"/> makes (float32 unless the backend keeps narrower entries).</summary>
     int KvElementBytes => sizeof(float);
 
     /// <summary>Makes <paramref name="batch"/> the step the following calls work on (uploads its metadata).</summary>
