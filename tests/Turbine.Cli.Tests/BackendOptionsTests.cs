@@ -111,7 +111,7 @@ public sealed class BackendOptionsTests : IDisposable
         Assert.Equal("KV f24, GEMM split", BackendDescription.Precision(new CudaBackendOptions { Gemm = CudaGemmPrecision.Split }));
         Assert.Equal("KV f16, GEMM f16", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F16, Gemm = CudaGemmPrecision.F16 }));
         Assert.Equal("KV bf16, GEMM single", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.BF16, Gemm = CudaGemmPrecision.Single }));
-        Assert.Equal("KV f32, GEMM split", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F32 }));
+        Assert.Equal("KV f32, GEMM fp8lo", BackendDescription.Precision(new CudaBackendOptions { KvCache = CudaKvCacheType.F32 }));
     }
 
     public static TheoryData<string[], string> CpuPrecisions => new()
