@@ -133,6 +133,7 @@ internal static unsafe class Ops
         failures += F24Rounding(f24);
         failures += Fp8LoCases(cpu);
         failures += DecodeCases(cuda, cpu);
+        failures += QkvDecodeCases(cpu);
         failures += ArgMaxCases(cuda, cpu);
         failures += SampleCases(cuda, cpu);
         return failures == 0 ? 0 : 1;
@@ -309,6 +310,102 @@ internal static unsafe class Ops
         return failures;
     }
 
+    // Decode steps as a decoder layer runs them: q, k and v from one stacked GEMM of bf16 weights with biases (more rows
+    // than the GEMV kernels take), then Rotary and Attention, which the CUDA backend runs as one decode attention kernel
+    // that sums the GEMM's halves and biases, rotates q and k and writes the new K/V rows itself. Three steps each (eager,
+    // captured, replayed), so the later steps read rows the earlier ones wrote; q, k, v and the output against the CPU.
+    private static int QkvDecodeCases(CpuBackend cpu)
+    {
+        Console.WriteLine("-- decode steps from a stacked q/k/v GEMM (attention with RoPE, the KV write and the GEMM epilogue)");
+        var options = new CudaBackendOptions().FromEnvironment();
+        using var f32 = new CudaBackend(options with { KvCache = CudaKvCacheType.F32 });
+        using var f24 = new CudaBackend(options with { KvCache = CudaKvCacheType.F24 });
+        int failures = 0;
+        foreach (var (type, heads, kvHeads, hd, half, style, count) in new (CudaKvCacheType, int, int, int, int, RotaryStyle, int)[]
+        {
+            (CudaKvCacheType.F32, 32, 8, 128, 64, RotaryStyle.Neox, 12),
+            (CudaKvCacheType.F24, 32, 8, 128, 64, RotaryStyle.Neox, 12),
+            (CudaKvCacheType.F24, 28, 4, 128, 32, RotaryStyle.Interleaved, 9),
+            (CudaKvCacheType.F32, 8, 2, 64, 24, RotaryStyle.Neox, 20),
+            (CudaKvCacheType.F24, 12, 12, 80, 40, RotaryStyle.Interleaved, 10),
+        })
+        {
+            var gpu = type == CudaKvCacheType.F24 ? f24 : f32;
+            const int Steps = 3, BlockSize = 16, Hidden = 256;
+            int[] contexts = [.. Enumerable.Range(0, count).Select(i => 1 + i * 37 % 300)];
+            int[] perSeq = [.. contexts.Select(c => (c + Steps + BlockSize - 1) / BlockSize)];
+            int blocks = perSeq.Sum();
+            var tables = new int[count][];
+            for (int sq = 0, at = 0; sq < count; at += perSeq[sq++])
+                tables[sq] = [.. Enumerable.Range(at, perSeq[sq]).Reverse()];
+            var results = new List<float[]>[2];
+            var pair = new[] { (IComputeBackend)cpu, gpu };
+            for (int b = 0; b < 2; b++)
+            {
+                var be = pair[b];
+                var rng = new Random(heads * 7 + hd);
+                var outputs = results[b] = [];
+                using var kv = be.AllocateKvCache(new KvCacheShape(1, blocks, BlockSize, kvHeads, hd));
+                // The earlier context: random K and V in every slot, from a prompt step of one sequence per block.
+                var fill = new ForwardBatch(blocks * BlockSize, blocks, 1, half, style);
+                var ids = Enumerable.Range(0, blocks * BlockSize).ToArray();
+                for (int i = 0; i < blocks; i++)
+                    fill.Add(ids.AsSpan(i * BlockSize, BlockSize), 0, [i], BlockSize, wantLogits: false);
+                be.BeginStep(fill);
+                using (var fk = OnGrid(be, blocks * BlockSize, kvHeads * hd, type, rng))
+                using (var fv = OnGrid(be, blocks * BlockSize, kvHeads * hd, type, rng))
+                using (var fq = be.Allocate((long)blocks * BlockSize * heads * hd))
+                using (var fo = be.Allocate((long)blocks * BlockSize * heads * hd))
+                    be.Attention(kv, 0, fq, fk, fv, fo, heads, kvHeads, hd, 0.1f, 0);
+                // Uploaded back to back, as a checkpoint's q, k, v are: the CUDA backend runs them as one GEMM.
+                DeviceWeight[] weights = [Weight(be, [heads * hd, Hidden], DType.BF16, rng, 0.05f), Weight(be, [kvHeads * hd, Hidden], DType.BF16, rng, 0.05f),
+                    Weight(be, [kvHeads * hd, Hidden], DType.BF16, rng, 0.05f)];
+                DeviceWeight?[] biases = [Weight(be, [heads * hd], DType.F32, rng, 0.1f), Weight(be, [kvHeads * hd], DType.F32, rng, 0.1f),
+                    Weight(be, [kvHeads * hd], DType.F32, rng, 0.1f)];
+                var table = Weight(be, [count, Hidden], DType.F32, rng, 1f);
+                using var x = be.Allocate((long)count * Hidden);
+                using var q = be.Allocate((long)count * heads * hd);
+                using var k = be.Allocate((long)count * kvHeads * hd);
+                using var v = be.Allocate((long)count * kvHeads * hd);
+                using var o = be.Allocate((long)count * heads * hd);
+                var step = new ForwardBatch(count, count, count, half, style);
+                for (int i = 0; i < Steps; i++)
+                {
+                    step.Clear();
+                    for (int sq = 0; sq < count; sq++)
+                        step.Add([sq], contexts[sq] + i, tables[sq], BlockSize);
+                    var angles = new Random(100 + i);
+                    for (int j = 0; j < count * half; j++)
+                    {
+                        double angle = angles.NextDouble() * 6.28;
+                        step.Cos[j] = (float)Math.Cos(angle);
+                        step.Sin[j] = (float)Math.Sin(angle);
+                    }
+                    be.BeginStep(step);
+                    be.Embed(table, x);
+                    be.LinearGroup(x, count, weights, biases, [q, k, v]);
+                    be.Rotary(q, heads, k, kvHeads, hd);
+                    be.Attention(kv, 0, q, k, v, o, heads, kvHeads, hd, 1f / MathF.Sqrt(hd), 0);
+                    outputs.Add(Read(be, o, count * heads * hd));
+                    outputs.Add(Read(be, q, count * heads * hd));
+                    outputs.Add(Read(be, k, count * kvHeads * hd));
+                    outputs.Add(Read(be, v, count * kvHeads * hd));
+                }
+            }
+            string[] names = ["attention", "q", "k", "v"];
+            for (int i = 0; i < results[0].Count; i++)
+            {
+                double err = RelativeL2(results[1][i], results[0][i]);
+                double bar = type == CudaKvCacheType.F24 && i % 4 == 0 ? 5e-5 : 1e-5;
+                bool ok = err < bar && !double.IsNaN(err);
+                failures += ok ? 0 : 1;
+                Console.WriteLine($"{(ok ? "ok  " : "FAIL")} qkv decode {type.ToString().ToLowerInvariant(),-4} {heads}/{kvHeads} x {hd,-3} rope {style} "
+                    + $"{2 * half}/{hd} {count} sequences, step {i / 4 + 1}: {names[i % 4],-9} rel L2 {err:E2}");
+            }
+        }
+        return failures;
+    }
+
     // F24's rounding, bit for bit: in a decode step of sequences of one token each, every sequence attends to its own token
     // alone, so the output is v as the cache holds it, which must be v rounded to 24 bits as defined (halves away from
     // zero, NaN kept NaN, inf kept inf, floats within half a step of 2^128 to inf). v: the boundaries, then random bit
@@ -417,6 +514,8 @@ internal static unsafe class Ops
             if (rows >= 5)
                 data.AsSpan(4 * width, width).Fill(float.NegativeInfinity);
             var ids = new int[2][];
+            var queued = new int[2][];
+            var fed = new float[2][];
             var pairs = new[] { (IComputeBackend)cpu, cuda };
             for (int b = 0; b < 2; b++)
             {
@@ -429,10 +528,22 @@ internal static unsafe class Ops
                 be.Embed(table, logits);
                 ids[b] = new int[rows];
                 be.ArgMax(logits, rows, width, ids[b]);
+                // The same argmax queued, and a step that embeds its ids (rows in reverse) before the host reads them.
+                be.QueueArgMax(logits, rows, width);
+                var step = new ForwardBatch(rows, rows, rows, 1);
+                for (int r = 0; r < rows; r++)
+                    step.AddFed(rows - 1 - r, 5, [0], 16);
+                be.BeginStep(step);
+                var vocabulary = Weight(be, [width, 8], DType.F32, new Random(3), 1f);
+                var embedded = be.Allocate(rows * 8L);
+                be.Embed(vocabulary, embedded);
+                fed[b] = Read(be, embedded, rows * 8);
+                queued[b] = new int[rows];
+                be.ReadQueuedArgMax(queued[b]);
             }
-            bool ok = ids[1].SequenceEqual(ids[0]);
+            bool ok = ids[1].SequenceEqual(ids[0]) && queued[1].SequenceEqual(ids[0]) && fed[1].SequenceEqual(fed[0]);
             failures += ok ? 0 : 1;
-            Console.WriteLine($"{(ok ? "ok  " : "FAIL")} argmax {rows} x {width,-22} ids {string.Join(',', ids[1].Take(5))}{(rows > 5 ? ",…" : "")}"
+            Console.WriteLine($"{(ok ? "ok  " : "FAIL")} argmax {rows} x {width,-22} (queued, fed to an embedding too) ids {string.Join(',', ids[1].Take(5))}{(rows > 5 ? ",…" : "")}"
                 + (ok ? "" : $" expected {string.Join(',', ids[0].Take(5))}"));
         }
         return failures;

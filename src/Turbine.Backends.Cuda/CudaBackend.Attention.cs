@@ -69,7 +69,20 @@ public sealed unsafe partial class CudaBackend
         string type = kv.Suffix;
         ulong slots = _meta + (ulong)_slotsOff, kc = kv.Keys(layer), vc = kv.Values(layer);
         long lo = kv.LowOffset;
-        if (rotary)
+        // F24: 3 headDim % 16 == 0 exactly when its rows of hi halves and of low bytes are both whole 16-byte chunks.
+        bool decode = _tileCount == 0 && headDim * kv.ElementBytes % 16 == 0;
+        var rope = default(DecodeRope);
+        if (rotary && fresh && decode && _options.Fuse)
+        {
+            // The decode attention rotates q and k and writes the new K/V rows itself: one launch less a layer.
+            _rotaryPending = false;
+            rope = new DecodeRope
+            {
+                Source = source, Cos = _meta + (ulong)_cosOff, Sin = _meta + (ulong)_sinOff, Slots = slots, Q = qp, K = kp, V = vp, Half = half,
+                Interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0,
+            };
+        }
+        else if (rotary)
         {
             _rotaryPending = false;
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
@@ -88,10 +101,9 @@ public sealed unsafe partial class CudaBackend
             _activeProfiler?.End();
         }
 
-        // F24: 3 headDim % 16 == 0 exactly when its rows of hi halves and of low bytes are both whole 16-byte chunks.
-        if (_tileCount == 0 && headDim * kv.ElementBytes % 16 == 0)
+        if (decode)
         {
-            DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow);
+            DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow, rope);
             return;
         }
         var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads);
@@ -175,7 +187,7 @@ public sealed unsafe partial class CudaBackend
     // (token, up to 8 query heads of one KV head, key split). Every launch argument depends on the step's shape alone, as
     // graphs need.
     private void DecodeAttention(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int tokens, int heads, int kvHeads, int headDim,
-        float scale, int slidingWindow)
+        float scale, int slidingWindow, DecodeRope rope)
     {
         var (blockHeads, chunks) = GroupBlocks(heads / kvHeads);
         int log2Heads = BitOperations.Log2((uint)blockHeads), wide = headDim <= 128 ? 0 : 1;
@@ -231,13 +243,22 @@ public sealed unsafe partial class CudaBackend
         void** args = stackalloc void*[]
         {
             &qp, &op, &kc, &vc, &lo, &tokSeq, &seqs, &tables, &heads, &kvHeads, &headDim, &chunks, &scale, &blockSize, &slidingWindow,
-            &stages, &minKeys, &partial, &counters, &split,
+            &stages, &minKeys, &partial, &counters, &split, &rope,
         };
-        _activeProfiler?.Begin("attention");
+        _activeProfiler?.Begin(rope.Source.Acc != 0 ? "attention (with rope + kv_write and the q/k/v epilogue)" : "attention");
         _device.Launch(fn, kernel, (uint)tokens, (uint)(kvHeads * chunks), (uint)splits, (uint)(warps * 32), 1, shared, args);
         _activeProfiler?.End();
         if (split.Data != 0)
             SplitWritten(op, split.Count, _gemmType);
+    }
+
+    // The kernels' DecodeRope: the q/k/v GEMM result that attention_decode_* rotates and writes to q, k, v and the cache
+    // itself (Source.Acc 0: already done by rope_kv_write).
+    private struct DecodeRope
+    {
+        public QkvSource Source;
+        public ulong Cos, Sin, Slots, Q, K, V;
+        public int Half, Interleaved;
     }
 
     // The kernels' AttentionSplit: where attention_decode_* and attention_tc_* also write its output as the next GEMM's 16-bit input.

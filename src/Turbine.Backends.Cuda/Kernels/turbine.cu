@@ -839,6 +839,39 @@ __device__ __forceinline__ float qkv_at(const QkvSource& src, int part, long lon
     return v;
 }
 
+// Dimension d of head j0 (its first column within the part) of the q (part 0) or k (part 1) linear's output in src,
+// rotated: pair (a, b) of neox (d, d + half) or interleaved (2i, 2i + 1) dimensions becomes (a c - b s, b c + a s);
+// dimensions past 2 half are as they are. The same arithmetic as rope_kv_write.
+__device__ __forceinline__ float rotated_at(const QkvSource& src, int part, long long t, int start, int j0, int d, int half, int interleaved,
+    const float* cosTable, const float* sinTable)
+{
+    const float x = qkv_at(src, part, t, start, j0 + d);
+    if (d >= 2 * half) return x;
+    const bool first = interleaved ? (d & 1) == 0 : d < half;
+    const int i = interleaved ? d >> 1 : first ? d : d - half;
+    const int partner = interleaved ? (first ? d + 1 : d - 1) : (first ? d + half : d - half);
+    const float y = qkv_at(src, part, t, start, j0 + partner);
+    const float c = cosTable[t * half + i], sn = sinTable[t * half + i];
+    return first ? x * c - y * sn : x * c + y * sn;
+}
+
+// RoPE and the KV write done by the decode attention itself, straight from the q/k/v GEMM's result (src.acc == 0: not
+// fused, q and the cache are already written): every block rotates its heads' q (split 0 also stores them to q), and
+// the block whose key split holds the new token writes that token's K and V rows to the cache before it reads them
+// (chunk 0 also stores k and v).
+struct DecodeRope
+{
+    QkvSource src;
+    const float* cosTable;
+    const float* sinTable;
+    const int* slots;
+    float* q;
+    float* k;
+    float* v;
+    int half;
+    int interleaved;
+};
+
 template <class KV>
 __device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTable, const float* sinTable, const int* slots,
     typename KV::T* kc, typename KV::T* vc, long long lo, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src)
@@ -1317,7 +1350,7 @@ struct AttentionSplit
 template <class KV, int H, int NC, int W>
 __device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, long long lo, const int* tokSeq,
     const int4* seqs, const int* tables, int heads, int kvHeads, int headDim, int chunks, float scale, int blockSize, int window,
-    int stages, int minKeys, float* partial, int* counters, AttentionSplit split)
+    int stages, int minKeys, float* partial, int* counters, AttentionSplit split, DecodeRope rope)
 {
     launch_dependents();
     typedef typename KV::T T;
@@ -1363,6 +1396,34 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     // column c), and the same of V; at most 2 NC × bytes of an element of them (8 rows of 128 NC elements). Rows of keys
     // past the split's end are zero-filled. F24's low bytes are rows of their own, in their plane `lo` bytes further.
     const RowWalk walk(rowBytes >> 4, lane), lowWalk(LB > 0 ? lowBytes >> 4 : 1, lane);
+    const bool fused = rope.src.acc != 0;
+    const int qDim = heads * headDim, kvDim = kvHeads * headDim;
+    if (fused)
+    {
+        if (end == pos + 1)
+        {
+            const int slot = rope.slots[t];
+            const long long dst = (long long)slot * kvDim + (long long)kvh * headDim, at = (long long)t * kvDim + (long long)kvh * headDim;
+            for (int d = threadIdx.x; d < headDim; d += blockDim.x)
+            {
+                const float kd = rotated_at(rope.src, 1, t, qDim, kvh * headDim, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                const float vd = qkv_at(rope.src, 2, t, qDim + kvDim, kvh * headDim + d);
+                if (slot >= 0)
+                {
+                    kv_put(KV(), (T*)kc, lo, dst + d, kd);
+                    kv_put(KV(), (T*)vc, lo, dst + d, vd);
+                }
+                if (chunk == 0)
+                {
+                    rope.k[at + d] = kd;
+                    rope.v[at + d] = vd;
+                }
+            }
+            // The ring's copies below read the row from L2.
+            __threadfence();
+        }
+        __syncthreads();
+    }
     int nextSlot = slotOf(0);
     auto issue = [&](int r, int b)
     {
@@ -1395,7 +1456,21 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         {
             const int h = hh ^ hx;
             float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (h < nh && d < headDim) v = *(const float4*)(q + ((long long)t * heads + h0 + h) * headDim + d);
+            if (h < nh && d < headDim)
+            {
+                float* qRow = (float*)q + ((long long)t * heads + h0 + h) * headDim + d;
+                if (fused)
+                {
+                    const int j0 = (h0 + h) * headDim;
+                    v.x = rotated_at(rope.src, 0, t, 0, j0, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                    v.y = rotated_at(rope.src, 0, t, 0, j0, d + 1, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                    v.z = rotated_at(rope.src, 0, t, 0, j0, d + 2, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                    v.w = rotated_at(rope.src, 0, t, 0, j0, d + 3, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                    if (blockIdx.z == 0) *(float4*)qRow = v;
+                }
+                else
+                    v = *(const float4*)qRow;
+            }
             qv[hh][i][0] = v.x * cq; qv[hh][i][1] = v.y * cq; qv[hh][i][2] = v.z * cq; qv[hh][i][3] = v.w * cq;
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[hh][i][e] = 0.f;
@@ -1618,9 +1693,9 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     extern "C" __global__ void __launch_bounds__(32 * W) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, float* out, \
         const TYPE::T* kc, const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, \
         int headDim, int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, \
-        AttentionSplit split) \
+        AttentionSplit split, DecodeRope rope) \
     { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, lo, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
-        stages, minKeys, partial, counters, split); }
+        stages, minKeys, partial, counters, split, rope); }
 #define ATTENTION_DECODE_HEADS(TYPE, NAME, H) \
     ATTENTION_DECODE(TYPE, NAME, H, 1, 2) ATTENTION_DECODE(TYPE, NAME, H, 1, 3) ATTENTION_DECODE(TYPE, NAME, H, 1, 4) ATTENTION_DECODE(TYPE, NAME, H, 2, 4)
 #define ATTENTION_DECODE_ALL(TYPE, NAME) \
