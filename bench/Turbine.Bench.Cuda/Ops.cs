@@ -264,17 +264,7 @@ internal static unsafe class Ops
                 var rng = new Random(heads * 131 + hd + contexts[^1]);
                 var outputs = results[b] = [];
                 using var kv = be.AllocateKvCache(new KvCacheShape(1, blocks, blockSize, kvHeads, hd));
-                // Every slot random: a prompt step of one sequence per block (so its own attention stays cheap).
-                var fill = new ForwardBatch(blocks * blockSize, blocks, 1, hd / 2);
-                var ids = Enumerable.Range(0, blocks * blockSize).ToArray();
-                for (int i = 0; i < blocks; i++)
-                    fill.Add(ids.AsSpan(i * blockSize, blockSize), 0, [i], blockSize, wantLogits: false);
-                be.BeginStep(fill);
-                using (var fk = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng))
-                using (var fv = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng))
-                using (var fq = be.Allocate((long)blocks * blockSize * heads * hd))
-                using (var fo = be.Allocate((long)blocks * blockSize * heads * hd))
-                    be.Attention(kv, 0, fq, fk, fv, fo, heads, kvHeads, hd, 0.1f, 0);
+                FillKvCache(be, kv, blocks, blockSize, heads, kvHeads, hd, type, rng);
                 // The same tables and buffers every step, as a graph replay needs.
                 var qt = Weight(be, [count, heads * hd], DType.F32, rng, 1f);
                 var kt = GridWeight(be, count, kvHeads * hd, type, rng);
@@ -346,17 +336,8 @@ internal static unsafe class Ops
                 var rng = new Random(heads * 7 + hd);
                 var outputs = results[b] = [];
                 using var kv = be.AllocateKvCache(new KvCacheShape(1, blocks, BlockSize, kvHeads, hd));
-                // The earlier context: random K and V in every slot, from a prompt step of one sequence per block.
-                var fill = new ForwardBatch(blocks * BlockSize, blocks, 1, half, style);
-                var ids = Enumerable.Range(0, blocks * BlockSize).ToArray();
-                for (int i = 0; i < blocks; i++)
-                    fill.Add(ids.AsSpan(i * BlockSize, BlockSize), 0, [i], BlockSize, wantLogits: false);
-                be.BeginStep(fill);
-                using (var fk = OnGrid(be, blocks * BlockSize, kvHeads * hd, type, rng))
-                using (var fv = OnGrid(be, blocks * BlockSize, kvHeads * hd, type, rng))
-                using (var fq = be.Allocate((long)blocks * BlockSize * heads * hd))
-                using (var fo = be.Allocate((long)blocks * BlockSize * heads * hd))
-                    be.Attention(kv, 0, fq, fk, fv, fo, heads, kvHeads, hd, 0.1f, 0);
+                // The earlier context.
+                FillKvCache(be, kv, blocks, BlockSize, heads, kvHeads, hd, type, rng);
                 // Uploaded back to back, as a checkpoint's q, k, v are: the CUDA backend runs them as one GEMM.
                 DeviceWeight[] weights = [Weight(be, [heads * hd, Hidden], DType.BF16, rng, 0.05f), Weight(be, [kvHeads * hd, Hidden], DType.BF16, rng, 0.05f),
                     Weight(be, [kvHeads * hd, Hidden], DType.BF16, rng, 0.05f)];
@@ -463,6 +444,23 @@ internal static unsafe class Ops
     }
 
     // A table of rows × width uniform values in [-1, 1) that the KV cache type holds exactly.
+    // Every slot of a one-layer cache random (K and V on the cache type's grid), by a prompt step of one sequence per block,
+    // so that the step's own attention stays cheap.
+    private static void FillKvCache(IComputeBackend be, KvCacheStorage kv, int blocks, int blockSize, int heads, int kvHeads, int hd,
+        CudaKvCacheType type, Random rng)
+    {
+        var fill = new ForwardBatch(blocks * blockSize, blocks, 1, hd / 2);
+        var ids = Enumerable.Range(0, blocks * blockSize).ToArray();
+        for (int i = 0; i < blocks; i++)
+            fill.Add(ids.AsSpan(i * blockSize, blockSize), 0, [i], blockSize, wantLogits: false);
+        be.BeginStep(fill);
+        using var k = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng);
+        using var v = OnGrid(be, blocks * blockSize, kvHeads * hd, type, rng);
+        using var q = be.Allocate((long)blocks * blockSize * heads * hd);
+        using var o = be.Allocate((long)blocks * blockSize * heads * hd);
+        be.Attention(kv, 0, q, k, v, o, heads, kvHeads, hd, 0.1f, 0);
+    }
+
     private static DeviceWeight GridWeight(IComputeBackend be, int rows, int width, CudaKvCacheType type, Random rng)
     {
         long count = (long)rows * width;

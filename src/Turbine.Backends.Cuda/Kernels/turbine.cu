@@ -156,20 +156,24 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-// Sum over a block of up to 1024 threads (a multiple of 32); every thread gets the total.
-__device__ float block_sum(float v)
+// Sum (Max: the maximum of values >= 0) over a block of up to 1024 threads (a multiple of 32); every thread gets it.
+// The second round pads with 0, which changes neither.
+template <bool Max>
+__device__ float block_reduce(float v)
 {
     __shared__ float partial[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum(v);
+    v = Max ? warp_max(v) : warp_sum(v);
     if (lane == 0) partial[warp] = v;
     __syncthreads();
     v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
-    if (warp == 0) v = warp_sum(v);
+    if (warp == 0) v = Max ? warp_max(v) : warp_sum(v);
     if (threadIdx.x == 0) partial[0] = v;
     __syncthreads();
     return partial[0];
 }
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 
 // ---- embedding: y[t] = table[tokens[t]], or, where feed[t] >= 0, table[ids[feed[t]]]: the id an argmax of the step
 // before chose for that row (a step queued before the host read them) ---------------------------------------------
@@ -513,21 +517,6 @@ __device__ __forceinline__ float e4m3_scale(float amax)
 {
     if (!(amax > 0.f)) return 1.f;
     return ldexpf(1.f, (int)fminf(fmaxf(floorf(log2f(448.f / amax)), -126.f), 126.f));
-}
-
-// Max over a block of up to 1024 threads (a multiple of 32) of values ≥ 0; every thread gets it.
-__device__ float block_max(float v)
-{
-    __shared__ float partial[32];
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_max(v);
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
-    if (warp == 0) v = warp_max(v);
-    if (threadIdx.x == 0) partial[0] = v;
-    __syncthreads();
-    return partial[0];
 }
 
 // A linear's f16 weights [rows × width] (width even) as e4m3, a block per row (output channel), each row times its own
