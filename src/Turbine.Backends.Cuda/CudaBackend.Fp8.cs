@@ -4,8 +4,8 @@ using Turbine.Core.Tensors;
 namespace Turbine.Backends.Cuda;
 
 // CudaGemmPrecision.Fp8Lo: a GEMM of many rows as an f16 hi pass (cuBLAS) plus an e4m3 pass of the activations'
-// remainder against the weights' e4m3 copies (cuBLASLt, about twice the 16-bit rate), each writing its half of the
-// float32 result that the split's epilogues sum.
+// remainder against the weights' e4m3 copies (cuBLASLt, about twice the 16-bit rate) that adds its result to the hi
+// pass's (beta 1): the epilogues then read one float32 result instead of two halves (prompt step 64 × 128: 337 → 332 ms).
 public sealed unsafe partial class CudaBackend
 {
     private nint _lt, _ltDesc;
@@ -33,7 +33,7 @@ public sealed unsafe partial class CudaBackend
     // Whether GEMMs of `rows` rows of this weight dtype take the fp8 lo pass (then no kernel writes their 16-bit split).
     private bool Fp8Rows(DType type, int rows) => Fp8Lo && type == DType.F16 && rows >= _options.Fp8LoMinRows;
 
-    // The GEMM of f16 `parts` over x into output (the hi pass's result, then the lo pass's after rows × n floats), when
+    // The GEMM of f16 `parts` over x into output (the hi pass's result, the lo pass's added to it), when
     // each part has an e4m3 copy and cuBLASLt an algorithm for each run of copies lying back to back; false, with
     // nothing launched, otherwise.
     private bool GemmFp8(int k, ulong x, int rows, LinearParts parts, Fp8Parts fp8, int count, ulong output)
@@ -41,7 +41,7 @@ public sealed unsafe partial class CudaBackend
         if (!Fp8Rows(DType.F16, rows) || k % 16 != 0)
             return false;
         int n = parts.End[2];
-        // Runs of parts [first[r], first[r + 1]): one fp8 GEMM each, into the run's columns of the lo half.
+        // Runs of parts [first[r], first[r + 1]): one fp8 GEMM each, added to the run's columns.
         Span<int> first = stackalloc int[4];
         int runs = 0;
         for (int i = 0; i < count; i++)
@@ -53,7 +53,7 @@ public sealed unsafe partial class CudaBackend
                 first[runs++] = i;
         }
         first[runs] = count;
-        long inCount = (long)rows * k, outCount = (long)rows * n;
+        long inCount = (long)rows * k;
         Grow(ref _gemmIn, ref _gemmInBytes, inCount * 3 + rows * sizeof(float), "GEMM activations");
         ulong hi = _gemmIn, lo = _gemmIn + (ulong)(inCount * 2), scales = lo + (ulong)inCount;
         for (int r = 0; r < runs; r++)
@@ -73,8 +73,8 @@ public sealed unsafe partial class CudaBackend
             int start = RunStart(parts, first[r]);
             var plan = PlanFp8(start, RunEnd(parts, first[r + 1]), rows, k, n, fp8.Scale[first[r]], scales);
             var algo = plan.Algo;
-            ulong d = output + (ulong)((outCount + start) * sizeof(float));
-            Cublas.Check(CublasLt.cublasLtMatmul(_lt, _ltDesc, &one, fp8.Data[first[r]], plan.A, lo, plan.B, &zero, d, plan.D, d, plan.D, &algo,
+            ulong d = output + (ulong)(start * sizeof(float));
+            Cublas.Check(CublasLt.cublasLtMatmul(_lt, _ltDesc, &one, fp8.Data[first[r]], plan.A, lo, plan.B, &one, d, plan.D, d, plan.D, &algo,
                 _workspace, (nuint)CublasWorkspaceBytes, _device.Stream), "cublasLtMatmul (e4m3 lo)");
         }
         Fp8LoGemms++;

@@ -180,7 +180,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     // One cuBLAS GEMM over the stacked weights of `parts` (starting at part 0's), or with Fp8Lo in steps of many rows
-    // an f16 hi and an fp8 lo GEMM (GemmFp8), then the epilogue that adds the lo half, the biases and scatters the
+    // an f16 hi and an fp8 lo GEMM (GemmFp8), then the epilogue that adds the lo half (the split's), the biases and scatters the
     // columns to each part's output (or, with swiglu, writes only silu(gate) * up: SiluMul consumes gate and up); a lone
     // part without bias or lo half is written in place. With Fuse the epilogue is left to the next operation (see
     // _lazyPending), and the SwiGLU epilogue also writes the down GEMM's 16-bit input.
@@ -192,8 +192,9 @@ public sealed unsafe partial class CudaBackend
         float one = 1f, zero = 0f;
         int halves = Halves(dtype);
         bool direct = count == 1 && halves == 1 && parts.Bias[0] == 0 && swiglu == 0;
+        // An fp8 lo pass adds to the hi pass's result: no lo half to hold.
         if (!direct)
-            Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
+            Grow(ref _gemmOut, ref _gemmOutBytes, (Fp8Rows(dtype, rows) ? 1 : halves) * outCount * 4, "GEMM output");
         ulong output = direct ? parts.Output[0] : _gemmOut, weight = parts.Weight[0];
         if (dtype == DType.F32)
         {
@@ -202,8 +203,15 @@ public sealed unsafe partial class CudaBackend
             Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, weight, Cublas.R32F, k, x, Cublas.R32F, k,
                 &zero, output, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx (f32)");
         }
-        else if (!GemmFp8(k, x, rows, parts, fp8, count, output))
+        else if (GemmFp8(k, x, rows, parts, fp8, count, output))
+            halves = 1;
+        else
         {
+            if (!direct)
+            {
+                Grow(ref _gemmOut, ref _gemmOutBytes, halves * outCount * 4, "GEMM output");
+                output = _gemmOut;
+            }
             long inCount = (long)rows * k;
             Grow(ref _gemmIn, ref _gemmInBytes, halves * inCount * 2, "GEMM activations");
             ulong input = _gemmIn;
