@@ -54,16 +54,20 @@ public sealed unsafe partial class CudaBackend
         }
         first[runs] = count;
         long inCount = (long)rows * k;
-        Grow(ref _gemmIn, ref _gemmInBytes, inCount * 3 + rows * sizeof(float), "GEMM activations");
+        Grow(ref _gemmIn, ref _gemmInBytes, Fp8SplitBytes(rows, inCount), "GEMM activations");
         ulong hi = _gemmIn, lo = _gemmIn + (ulong)(inCount * 2), scales = lo + (ulong)inCount;
         for (int r = 0; r < runs; r++)
             if (!PlanFp8(RunStart(parts, first[r]), RunEnd(parts, first[r + 1]), rows, k, n, fp8.Scale[first[r]], scales).Found)
                 return false;
 
-        // hi (f16, saturated at ±65504), lo = x - hi in e4m3 with a power-of-two scale per row, and 1/scale per row.
-        int threads = Math.Clamp((k / 16 + 31) & ~31, 64, 1024);
-        void** split = stackalloc void*[] { &x, &k, &hi, &lo, &scales };
-        Run("split_fp8", (uint)rows, 1, 1, (uint)threads, 1, 0, split);
+        // hi (f16, saturated at ±65504), lo = x - hi in e4m3 with a power-of-two scale per row, and 1/scale per row,
+        // unless the kernel that wrote x wrote them too.
+        if (!(_splitOf == x && _splitCount == inCount && _splitHalves == Fp8Split && _splitType == DType.F16))
+        {
+            int threads = Math.Clamp((k / 16 + 31) & ~31, 64, 1024);
+            void** split = stackalloc void*[] { &x, &k, &hi, &lo, &scales };
+            Run("split_fp8", (uint)rows, 1, 1, (uint)threads, 1, 0, split);
+        }
         float one = 1f, zero = 0f;
         Cublas.Check(Cublas.cublasSetMathMode(_cublas, Cublas.DefaultMath), "cublasSetMathMode");
         Cublas.Check(Cublas.cublasGemmEx(_cublas, Cublas.OpT, Cublas.OpN, n, rows, k, &one, parts.Weight[0], Cublas.R16F, k, hi, Cublas.R16F, k,

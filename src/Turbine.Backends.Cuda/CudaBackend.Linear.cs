@@ -24,11 +24,13 @@ public sealed unsafe partial class CudaBackend
     private int _lazyCount, _lazyRows, _lazyTwo;
     private ulong _lazyAcc;
 
-    // _gemmIn holds the 16-bit split of the first _splitCount floats of _splitOf, written by the kernel launched last
-    // (Run clears it): the GEMM that reads that buffer next skips its own split.
+    // _gemmIn holds the 16-bit split of the first _splitCount floats of _splitOf (in _splitHalves halves, or FP8Split),
+    // written by the kernel launched last (Run clears it): the GEMM that reads that buffer next skips its own split.
     private ulong _splitOf;
     private long _splitCount;
     private int _splitHalves;
+    // _splitHalves of an fp8 split (f16 hi, e4m3 lo, a scale a row: GemmFp8's input).
+    private const int Fp8Split = 3;
     private DType _splitType;
     // The dtype of the last GEMM's 16-bit weights (F32: none yet): what an RMSNorm in front of the next one splits into.
     private DType _gemmType = DType.F32;
@@ -235,7 +237,17 @@ public sealed unsafe partial class CudaBackend
         {
             int width = parts.End[0];
             long yCount = (long)rows * width;
-            // The down GEMM that follows reads y as its input: split it here, while y is in registers.
+            // The down GEMM that follows reads y as its input: split it here, while y is in registers; for an fp8 lo
+            // pass a block a row, which holds the row for its scale.
+            uint rowThreads = (uint)Math.Clamp(((width / 4 + 7) / 8 + 31) & ~31, 128, 1024);
+            ulong fp8Split = Fp8SplitTarget(dtype, rows, width, rowThreads);
+            if (fp8Split != 0)
+            {
+                void** rowGlu = stackalloc void*[] { &output, &two, &swiglu, &width, &fp8Split };
+                Run("swiglu_epilogue_fp8", (uint)rows, 1, 1, rowThreads, 1, 0, rowGlu);
+                SplitWritten(swiglu, yCount, dtype, fp8: true);
+                return;
+            }
             ulong split = SplitTarget(dtype, rows, yCount);
             void** glu = stackalloc void*[] { &output, &two, &swiglu, &rows, &width, &split, &two };
             Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
@@ -264,9 +276,24 @@ public sealed unsafe partial class CudaBackend
         return _gemmIn;
     }
 
-    // After the kernel launched last wrote the split of `buffer` to a SplitTarget: the GEMM that reads it next skips its own.
-    private void SplitWritten(ulong buffer, long count, DType type) =>
-        (_splitOf, _splitCount, _splitHalves, _splitType) = (buffer, count, Halves(type), type);
+    // Where a kernel holding each row of `width` floats in registers (at most eight float4 a thread of `threads`) writes
+    // the fp8 split of the rows for the next GEMM, when that GEMM takes the fp8 lo pass: _gemmIn as GemmFp8 lays it out
+    // (saving split_fp8's pass over the rows); 0 otherwise.
+    private ulong Fp8SplitTarget(DType type, int rows, int width, uint threads)
+    {
+        if (!_options.Fuse || !Fp8Rows(type, rows) || width % 16 != 0 || width > 32 * threads)
+            return 0;
+        long count = (long)rows * width;
+        Grow(ref _gemmIn, ref _gemmInBytes, Fp8SplitBytes(rows, count), "GEMM activations");
+        return _gemmIn;
+    }
+
+    private static long Fp8SplitBytes(int rows, long count) => count * 3 + rows * sizeof(float);
+
+    // After the kernel launched last wrote the split of `buffer` to a SplitTarget (an Fp8SplitTarget with fp8): the GEMM
+    // that reads it next skips its own.
+    private void SplitWritten(ulong buffer, long count, DType type, bool fp8 = false) =>
+        (_splitOf, _splitCount, _splitHalves, _splitType) = (buffer, count, fp8 ? Fp8Split : Halves(type), type);
 
     private void LinearEpilogue(ulong output, int two, LinearParts parts, int rows)
     {

@@ -397,22 +397,25 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         bool fused = delta != 0 && TakeLazy(delta, rows, width, out acc, out accTwo, out bias);
         Flush();
         // In GEMM steps y is the next GEMM's input: its 16-bit split is written here too.
-        DType splitType = _gemmType;
-        int splitTwo = Halves(splitType) - 1;
-        long count = (long)rows * width;
-        ulong split = SplitTarget(splitType, rows, count);
-        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
         // 256 threads hold a 4096-wide row as four float4 each (the kernel keeps up to eight per thread in registers).
         // Fewer rows than SMs leave SMs idle: there a thread takes one float4, shortening each row's latency chain
         // (decode step at batch 1 6.35 → 6.23 ms, at batch 64 8.90–8.95 → 8.83 ms).
         uint threads = width > 8192 ? 1024u : width >= 1024 ? 256u : 128u;
         if (rows < _device.Multiprocessors && width % 4 == 0)
             threads = (uint)Math.Clamp((width / 4 + 31) / 32 * 32, (int)threads, 1024);
+        DType splitType = _gemmType;
+        long count = (long)rows * width;
+        ulong split = Fp8SplitTarget(splitType, rows, width, threads);
+        bool fp8 = split != 0;
+        int splitTwo = Halves(splitType) - 1;
+        if (!fp8)
+            split = SplitTarget(splitType, rows, count);
+        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
         _activeProfiler?.Begin(fused ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
-        Run(splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
+        Run(fp8 ? "rmsnorm_fp8" : splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
         _activeProfiler?.End();
         if (split != 0)
-            SplitWritten(yp, count, splitType);
+            SplitWritten(yp, count, splitType, fp8);
     }
 
     // Everything queued is launched before an operation that is not fused with it.

@@ -190,12 +190,79 @@ __device__ void embed(const typename W::T* table, const int* tokens, const int* 
     { embed<TYPE>(t, tok, feed, ids, y, w); }
 EMBED(F32, f32) EMBED(BF16, bf16) EMBED(F16, f16)
 
+// ---- e4m3 (fp8) for the lo pass of prompt-step GEMMs (CudaGemmPrecision.Fp8Lo, sm_89 and later) ------------------
+typedef unsigned char u8;
+
+// Two floats as e4m3, rounded to nearest and saturated to ±448: a in the high byte, b in the low one.
+__device__ __forceinline__ u16 f2e4m3x2(float a, float b)
+{
+#if __CUDA_ARCH__ >= 890
+    u16 r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(a), "f"(b));
+    return r;
+#else
+    return 0;  // no such instruction; the backend runs Fp8Lo as Split there
+#endif
+}
+
+// The largest power of two s with amax·s ≤ 448, e4m3's largest finite value: exact to apply, and 1/s exact too.
+__device__ __forceinline__ float e4m3_scale(float amax)
+{
+    if (!(amax > 0.f)) return 1.f;
+    return ldexpf(1.f, (int)fminf(fmaxf(floorf(log2f(448.f / amax)), -126.f), 126.f));
+}
+
+__device__ __forceinline__ float4 fit_f16(float4 a) { return make_float4(F16::fit(a.x), F16::fit(a.y), F16::fit(a.z), F16::fit(a.w)); }
+
+__device__ __forceinline__ float lo_f16(float v) { return fabsf(v - h2f(f2h(v))); }
+
+// Elements at..at+3 of a row: f16 hi to hi, the remainder times s as e4m3 to lo.
+__device__ __forceinline__ void put_fp8_split(u16* hi, u8* lo, long long at, float4 a, float s)
+{
+    u16 h0 = f2h(a.x), h1 = f2h(a.y), h2 = f2h(a.z), h3 = f2h(a.w);
+    *(uint2*)(hi + at) = make_uint2(h0 | (u32)h1 << 16, h2 | (u32)h3 << 16);
+    u16 l01 = f2e4m3x2((a.y - h2f(h1)) * s, (a.x - h2f(h0)) * s), l23 = f2e4m3x2((a.w - h2f(h3)) * s, (a.z - h2f(h2)) * s);
+    *(u32*)(lo + at) = l01 | (u32)l23 << 16;
+}
+
+// The fp8 split of a row a block holds in registers, float4 u at index threadIdx.x + u·blockDim.x (of w4): f16 hi
+// to hi, the remainder x - hi as e4m3 times the row's scale to lo, and 1/scale to dequant[blockIdx.x], the layout
+// split_fp8 writes for cuBLASLt's per-row B scale. The scale needs the row's largest remainder before any is written.
+template <int U>
+__device__ __forceinline__ void put_fp8_row(const float4* v, int w4, long long base, u16* hi, u8* lo, float* dequant)
+{
+    float m = 0.f;
+#pragma unroll
+    for (int u = 0; u < U; u++)
+    {
+        int i = threadIdx.x + u * blockDim.x;
+        if (i < w4)
+        {
+            float4 a = fit_f16(v[u]);
+            m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+        }
+    }
+    float s = e4m3_scale(block_max(m));
+    if (threadIdx.x == 0) dequant[blockIdx.x] = 1.f / s;
+#pragma unroll
+    for (int u = 0; u < U; u++)
+    {
+        int i = threadIdx.x + u * blockDim.x;
+        if (i < w4) put_fp8_split(hi, lo, base + 4 * i, fit_f16(v[u]), s);
+    }
+}
+
+// An fp8 split of `count` elements (GemmFp8's input): f16 hi, then the e4m3 lo bytes, then a float per row.
+__device__ __forceinline__ u8* fp8_lo(u16* split, long long count) { return (u8*)(split + count); }
+__device__ __forceinline__ float* fp8_dequant(u16* split, long long count) { return (float*)(fp8_lo(split, count) + count); }
+
 // ---- RMSNorm, optionally after residual += delta; one block per row; weight in float32 -------------------------
 // Fused with its neighbours in GEMM steps, to save a launch and a pass over memory each:
 // - delta may come straight from the previous GEMM's float32 result acc [rows × width] (plus its lo half's result after
 //   it when accTwo, plus bias): it is summed here, and delta, which AddRmsNorm consumes, is not written;
 // - the normalised rows may also go to split as 16-bit hi (and, when splitTwo, the rounding remainder lo after all
-//   rows): the next GEMM's input, which it would otherwise convert in a kernel of its own.
+//   rows; rmsnorm_fp8: f16 hi and the e4m3 lo with its row scales, in the registers' path only): the next
+//   GEMM's input, which it would otherwise convert in a kernel of its own.
 template <class S>
 __device__ __forceinline__ void put_split(typename S::T* split, long long i, long long count, int two, float v)
 {
@@ -221,7 +288,7 @@ __device__ __forceinline__ void put_split4(typename S::T* split, long long i, lo
     if (two) *(uint2*)(split + count + i) = make_uint2(lo[0] | ((u32)lo[1] << 16), lo[2] | ((u32)lo[3] << 16));
 }
 
-template <class S>
+template <class S, bool Fp8 = false>
 __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight, float eps, float* y, int width, const float* acc,
     int accTwo, const float* bias, typename S::T* split, int splitTwo)
 {
@@ -278,9 +345,11 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
                 float4 g = ((const float4*)weight)[i], a = v[u];
                 float4 r = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
                 ((float4*)(y + base))[i] = r;
-                if (split != 0) put_split4<S>(split, base + 4 * i, count, splitTwo, r);
+                if constexpr (Fp8) v[u] = r;
+                else if (split != 0) put_split4<S>(split, base + 4 * i, count, splitTwo, r);
             }
         }
+        if constexpr (Fp8) put_fp8_row<8>(v, w4, base, split, fp8_lo(split, count), fp8_dequant(split, count));
         return;
     }
     float ss = 0.f;
@@ -316,6 +385,11 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
         const float* acc, int accTwo, const float* bias, TYPE::T* split, int splitTwo) \
     { rmsnorm_rows<TYPE>(residual, delta, weight, eps, y, width, acc, accTwo, bias, split, splitTwo); }
 RMSNORM(BF16, bf16) RMSNORM(F16, f16)
+// With the fp8 split of rows that fit the registers' path: a kernel of its own, so that the extra registers
+// it needs do not limit the others' block size.
+extern "C" __global__ void __launch_bounds__(1024) rmsnorm_fp8(float* residual, float* delta, const float* weight, float eps, float* y,
+    int width, const float* acc, int accTwo, const float* bias, u16* split, int splitTwo)
+{ rmsnorm_rows<F16, true>(residual, delta, weight, eps, y, width, acc, accTwo, bias, split, splitTwo); }
 
 // ---- GEMV for few rows: y[m, j] = x[m] · W[j] + bias[j]; one warp per output column j, M rows at once ------------
 // Up to three linears of the same input run as one launch (q/k/v, gate/up): their outputs are stacked, part p owning
@@ -497,28 +571,7 @@ extern "C" __global__ void bf16_to_f16(u16* w, long long count, int* overflow)
     }
 }
 
-// ---- e4m3 (fp8) for the lo pass of prompt-step GEMMs (CudaGemmPrecision.Fp8Lo, sm_89 and later) ------------------
-typedef unsigned char u8;
-
-// Two floats as e4m3, rounded to nearest and saturated to ±448: a in the high byte, b in the low one.
-__device__ __forceinline__ u16 f2e4m3x2(float a, float b)
-{
-#if __CUDA_ARCH__ >= 890
-    u16 r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(a), "f"(b));
-    return r;
-#else
-    return 0;  // no such instruction; the backend runs Fp8Lo as Split there
-#endif
-}
-
-// The largest power of two s with amax·s ≤ 448, e4m3's largest finite value: exact to apply, and 1/s exact too.
-__device__ __forceinline__ float e4m3_scale(float amax)
-{
-    if (!(amax > 0.f)) return 1.f;
-    return ldexpf(1.f, (int)fminf(fmaxf(floorf(log2f(448.f / amax)), -126.f), 126.f));
-}
-
+// ---- e4m3 weight copies, and the fp8 split of GEMM inputs that no kernel wrote with them -------------------------
 // A linear's f16 weights [rows × width] (width even) as e4m3, a block per row (output channel), each row times its own
 // scale; 1/scale to dequant[row], cuBLASLt's per-row A scale.
 extern "C" __global__ void weights_e4m3(const u16* w, int width, u8* w8, float* dequant)
@@ -530,19 +583,6 @@ extern "C" __global__ void weights_e4m3(const u16* w, int width, u8* w8, float* 
     if (threadIdx.x == 0) dequant[blockIdx.x] = 1.f / s;
     for (int i = 2 * threadIdx.x; i < width; i += 2 * blockDim.x)
         *(u16*)(w8 + base + i) = f2e4m3x2(h2f(w[base + i + 1]) * s, h2f(w[base + i]) * s);
-}
-
-__device__ __forceinline__ float4 fit_f16(float4 a) { return make_float4(F16::fit(a.x), F16::fit(a.y), F16::fit(a.z), F16::fit(a.w)); }
-
-__device__ __forceinline__ float lo_f16(float v) { return fabsf(v - h2f(f2h(v))); }
-
-// Elements at..at+3 of a row: f16 hi to hi, the remainder times s as e4m3 to lo.
-__device__ __forceinline__ void put_fp8_split(u16* hi, u8* lo, long long at, float4 a, float s)
-{
-    u16 h0 = f2h(a.x), h1 = f2h(a.y), h2 = f2h(a.z), h3 = f2h(a.w);
-    *(uint2*)(hi + at) = make_uint2(h0 | (u32)h1 << 16, h2 | (u32)h3 << 16);
-    u16 l01 = f2e4m3x2((a.y - h2f(h1)) * s, (a.x - h2f(h0)) * s), l23 = f2e4m3x2((a.w - h2f(h3)) * s, (a.z - h2f(h2)) * s);
-    *(u32*)(lo + at) = l01 | (u32)l23 << 16;
 }
 
 // A GEMM's float32 input rows (width a multiple of 4), a block per row: the f16 hi (saturated, as put_split does) to
@@ -659,6 +699,36 @@ __device__ void swiglu_rows(const float* acc, int two, float* y, int rows, int w
         if (split != 0) put_split<S>(split, i, count, splitTwo, v);
     }
 }
+// swiglu_rows for steps whose down GEMM takes the fp8 lo pass: a block per row (width a multiple of 4, at most eight
+// float4 a thread), so that y's fp8 split, which needs the row's largest remainder, goes out from registers.
+extern "C" __global__ void __launch_bounds__(1024) swiglu_epilogue_fp8(const float* acc, int two, float* y, int width, u16* split)
+{
+    const int w4 = width >> 2;
+    const long long r = blockIdx.x, count = (long long)gridDim.x * width, total = 2 * count;
+    const float4* g4 = (const float4*)(acc + r * 2 * width);
+    const float4* l4 = (const float4*)(acc + total + r * 2 * width);
+    float4* y4 = (float4*)(y + r * width);
+    float4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; u++)
+    {
+        int i = threadIdx.x + u * blockDim.x;
+        if (i < w4)
+        {
+            float4 g = g4[i], up = g4[w4 + i];
+            if (two)
+            {
+                float4 gl = l4[i], ul = l4[w4 + i];
+                g.x += gl.x; g.y += gl.y; g.z += gl.z; g.w += gl.w;
+                up.x += ul.x; up.y += ul.y; up.z += ul.z; up.w += ul.w;
+            }
+            v[u] = make_float4(silu_times(g.x, up.x), silu_times(g.y, up.y), silu_times(g.z, up.z), silu_times(g.w, up.w));
+            y4[i] = v[u];
+        }
+    }
+    put_fp8_row<8>(v, w4, r * width, split, fp8_lo(split, count), fp8_dequant(split, count));
+}
+
 #define SWIGLU_EPILOGUE(TYPE, NAME) \
     extern "C" __global__ void swiglu_epilogue_##NAME(const float* acc, int two, float* y, int rows, int width, TYPE::T* split, \
         int splitTwo) \
