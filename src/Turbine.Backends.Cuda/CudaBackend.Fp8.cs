@@ -38,28 +38,13 @@ public sealed unsafe partial class CudaBackend
     // nothing launched, otherwise.
     private bool GemmFp8(int k, ulong x, int rows, LinearParts parts, Fp8Parts fp8, int count, ulong output)
     {
-        if (!Fp8Rows(DType.F16, rows) || k % 16 != 0)
-            return false;
-        int n = parts.End[2];
         // Runs of parts [first[r], first[r + 1]): one fp8 GEMM each, added to the run's columns.
         Span<int> first = stackalloc int[4];
-        int runs = 0;
-        for (int i = 0; i < count; i++)
-        {
-            if (fp8.Data[i] == 0)
-                return false;
-            long width = i == 0 ? 0 : parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2]);
-            if (i == 0 || fp8.Data[i] != fp8.Data[i - 1] + (ulong)(width * k) || fp8.Scale[i] != fp8.Scale[i - 1] + (ulong)(width * sizeof(float)))
-                first[runs++] = i;
-        }
-        first[runs] = count;
+        if (!Fp8Runs(k, rows, parts, fp8, count, first, out int runs))
+            return false;
+        int n = parts.End[2];
         long inCount = (long)rows * k;
-        Grow(ref _gemmIn, ref _gemmInBytes, Fp8SplitBytes(rows, inCount), "GEMM activations");
         ulong hi = _gemmIn, lo = _gemmIn + (ulong)(inCount * 2), scales = lo + (ulong)inCount;
-        for (int r = 0; r < runs; r++)
-            if (!PlanFp8(RunStart(parts, first[r]), RunEnd(parts, first[r + 1]), rows, k, n, fp8.Scale[first[r]], scales).Found)
-                return false;
-
         // hi (f16, saturated at ±65504), lo = x - hi in e4m3 with a power-of-two scale per row, and 1/scale per row,
         // unless the kernel that wrote x wrote them too.
         if (!(_splitOf == x && _splitCount == inCount && _splitHalves == Fp8Split && _splitType == DType.F16))
@@ -82,6 +67,31 @@ public sealed unsafe partial class CudaBackend
                 _workspace, (nuint)CublasWorkspaceBytes, _device.Stream), "cublasLtMatmul (e4m3 lo)");
         }
         Fp8LoGemms++;
+        return true;
+    }
+
+    // Whether the GEMM of `parts` over rows × k inputs takes the fp8 lo pass, and its runs of e4m3 copies lying back to
+    // back (first[0..runs], first[runs] = count); grows _gemmIn to the fp8 split's size.
+    private bool Fp8Runs(int k, int rows, LinearParts parts, Fp8Parts fp8, int count, Span<int> first, out int runs)
+    {
+        runs = 0;
+        if (!Fp8Rows(DType.F16, rows) || k % 16 != 0)
+            return false;
+        for (int i = 0; i < count; i++)
+        {
+            if (fp8.Data[i] == 0)
+                return false;
+            long width = i == 0 ? 0 : parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2]);
+            if (i == 0 || fp8.Data[i] != fp8.Data[i - 1] + (ulong)(width * k) || fp8.Scale[i] != fp8.Scale[i - 1] + (ulong)(width * sizeof(float)))
+                first[runs++] = i;
+        }
+        first[runs] = count;
+        long inCount = (long)rows * k;
+        Grow(ref _gemmIn, ref _gemmInBytes, Fp8SplitBytes(rows, inCount), "GEMM activations");
+        ulong scales = _gemmIn + (ulong)(inCount * 3);
+        for (int r = 0; r < runs; r++)
+            if (!PlanFp8(RunStart(parts, first[r]), RunEnd(parts, first[r + 1]), rows, k, parts.End[2], fp8.Scale[first[r]], scales).Found)
+                return false;
         return true;
     }
 

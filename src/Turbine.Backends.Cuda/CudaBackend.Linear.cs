@@ -89,10 +89,12 @@ public sealed unsafe partial class CudaBackend
 
     private void FlushLinears(ulong swiglu)
     {
-        Materialize();
         int count = _pendingCount;
         if (count == 0)
+        {
+            Materialize();
             return;
+        }
         _pendingCount = 0;
         _device.MakeCurrent();
         var parts = _pending;
@@ -103,12 +105,25 @@ public sealed unsafe partial class CudaBackend
             parts.End[i] = parts.End[count - 1];
         }
         int n = parts.End[2], k = _pendingK, rows = _pendingRows;
+        long size = _pendingType == DType.F32 ? 4 : 2;
+        bool stacked = rows > _options.GemvMaxRows;
+        for (int i = 1; i < count; i++)
+            stacked &= parts.Weight[i] == parts.Weight[i - 1] + (ulong)((parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2])) * k * size);
+        // A kernel held back with the fp8 split of these linears' input: the one GEMM over them, if it takes the fp8 lo
+        // pass, reads only the split, and the input (which it consumes) need not be written.
+        if (_holding)
+        {
+            Span<int> first = stackalloc int[4];
+            bool splitOnly = stacked && _held.Y == _pendingX && _pendingType == DType.F16 && Fp8Runs(k, rows, parts, _pendingFp8, count, first, out _);
+            // The GEMM's result buffer grown now, not after: freeing the old one launches anything held, whole, and
+            // forgets which split _gemmIn holds.
+            if (splitOnly)
+                Grow(ref _gemmOut, ref _gemmOutBytes, (long)rows * n * 4, "GEMM output");
+            Release(writeRows: !splitOnly);
+        }
+        Materialize();
         if (rows > _options.GemvMaxRows)
         {
-            long size = _pendingType == DType.F32 ? 4 : 2;
-            bool stacked = true;
-            for (int i = 1; i < count; i++)
-                stacked &= parts.Weight[i] == parts.Weight[i - 1] + (ulong)((parts.End[i - 1] - (i == 1 ? 0 : parts.End[i - 2])) * k * size);
             if (stacked)
             {
                 _activeProfiler?.Begin(count == 1 ? $"linear {n}x{k} gemm" : $"linear {n}x{k} gemm ({count} stacked{(swiglu != 0 ? ", swiglu" : "")})");
@@ -243,9 +258,7 @@ public sealed unsafe partial class CudaBackend
             ulong fp8Split = Fp8SplitTarget(dtype, rows, width, rowThreads);
             if (fp8Split != 0)
             {
-                void** rowGlu = stackalloc void*[] { &output, &two, &swiglu, &width, &fp8Split };
-                Run("swiglu_epilogue_fp8", (uint)rows, 1, 1, rowThreads, 1, 0, rowGlu);
-                SplitWritten(swiglu, yCount, dtype, fp8: true);
+                Hold(new HeldRows { Acc = output, AccTwo = two, Y = swiglu, Split = fp8Split, Rows = rows, Width = width, Threads = rowThreads });
                 return;
             }
             ulong split = SplitTarget(dtype, rows, yCount);
@@ -302,9 +315,56 @@ public sealed unsafe partial class CudaBackend
         Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
     }
 
+    // A kernel that writes its rows' fp8 split for the next GEMM (rmsnorm_fp8 with Norm set, else
+    // swiglu_epilogue_fp8), held back until the next operation: when that is the GEMM over those rows and it takes the
+    // fp8 lo pass, the kernel skips writing the float32 rows themselves (a linear consumes its input, so nothing reads
+    // them later; prompt step 64 × 128: 537 MB less written a layer); anything else launches it whole first (Release).
+    private struct HeldRows
+    {
+        public bool Norm;
+        public ulong X, Delta, Weight, Y, Acc, Bias, Split;
+        public float Eps;
+        public int Rows, Width, AccTwo;
+        public uint Threads;
+    }
+
+    private HeldRows _held;
+    private bool _holding;
+
+    private void Hold(in HeldRows rows)
+    {
+        Release(writeRows: true);
+        (_held, _holding) = (rows, true);
+    }
+
+    private void Release(bool writeRows)
+    {
+        if (!_holding)
+            return;
+        _holding = false;
+        var h = _held;
+        ulong y = writeRows ? h.Y : 0;
+        if (h.Norm)
+        {
+            int splitTwo = 0;
+            void** args = stackalloc void*[] { &h.X, &h.Delta, &h.Weight, &h.Eps, &y, &h.Width, &h.Acc, &h.AccTwo, &h.Bias, &h.Split, &splitTwo };
+            _activeProfiler?.Begin(h.Acc != 0 ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
+            Run("rmsnorm_fp8", (uint)h.Rows, 1, 1, h.Threads, 1, 0, args);
+        }
+        else
+        {
+            void** args = stackalloc void*[] { &h.Acc, &h.AccTwo, &y, &h.Width, &h.Split };
+            _activeProfiler?.Begin("swiglu epilogue");
+            Run("swiglu_epilogue_fp8", (uint)h.Rows, 1, 1, h.Threads, 1, 0, args);
+        }
+        _activeProfiler?.End();
+        SplitWritten(h.Y, (long)h.Rows * h.Width, DType.F16, fp8: true);
+    }
+
     // Scatters a GEMM result left for the next operation, which turned out not to read it itself.
     private void Materialize()
     {
+        Release(writeRows: true);
         if (!_lazyPending)
             return;
         _lazyPending = false;

@@ -406,16 +406,23 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         DType splitType = _gemmType;
         long count = (long)rows * width;
         ulong split = Fp8SplitTarget(splitType, rows, width, threads);
-        bool fp8 = split != 0;
+        if (split != 0)
+        {
+            Hold(new HeldRows
+            {
+                Norm = true, X = x, Delta = delta, Weight = wp, Eps = eps, Y = yp, Width = width, Acc = acc, AccTwo = accTwo, Bias = bias,
+                Split = split, Rows = rows, Threads = threads,
+            });
+            return;
+        }
         int splitTwo = Halves(splitType) - 1;
-        if (!fp8)
-            split = SplitTarget(splitType, rows, count);
+        split = SplitTarget(splitType, rows, count);
         void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
         _activeProfiler?.Begin(fused ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
-        Run(fp8 ? "rmsnorm_fp8" : splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
+        Run(splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
         _activeProfiler?.End();
         if (split != 0)
-            SplitWritten(yp, count, splitType, fp8);
+            SplitWritten(yp, count, splitType);
     }
 
     // Everything queued is launched before an operation that is not fused with it.
@@ -590,6 +597,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
 
     private void Run(string kernel, uint gx, uint gy, uint gz, uint bx, uint by, uint shared, void** args, bool dependent = false)
     {
+        // A held kernel goes first, whole: this one may read its rows.
+        Release(writeRows: true);
         // Any kernel may write the buffer whose split _gemmIn holds.
         _splitOf = 0;
         _device.MakeCurrent();

@@ -261,8 +261,8 @@ __device__ __forceinline__ float* fp8_dequant(u16* split, long long count) { ret
 // - delta may come straight from the previous GEMM's float32 result acc [rows × width] (plus its lo half's result after
 //   it when accTwo, plus bias): it is summed here, and delta, which AddRmsNorm consumes, is not written;
 // - the normalised rows may also go to split as 16-bit hi (and, when splitTwo, the rounding remainder lo after all
-//   rows; rmsnorm_fp8: f16 hi and the e4m3 lo with its row scales, in the registers' path only): the next
-//   GEMM's input, which it would otherwise convert in a kernel of its own.
+//   rows; rmsnorm_fp8: f16 hi and the e4m3 lo with its row scales, in the registers' path only, and y only when set):
+//   the next GEMM's input, which it would otherwise convert in a kernel of its own.
 template <class S>
 __device__ __forceinline__ void put_split(typename S::T* split, long long i, long long count, int two, float v)
 {
@@ -344,7 +344,7 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
             {
                 float4 g = ((const float4*)weight)[i], a = v[u];
                 float4 r = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
-                ((float4*)(y + base))[i] = r;
+                if (!Fp8 || y != 0) ((float4*)(y + base))[i] = r;
                 if constexpr (Fp8) v[u] = r;
                 else if (split != 0) put_split4<S>(split, base + 4 * i, count, splitTwo, r);
             }
@@ -700,14 +700,15 @@ __device__ void swiglu_rows(const float* acc, int two, float* y, int rows, int w
     }
 }
 // swiglu_rows for steps whose down GEMM takes the fp8 lo pass: a block per row (width a multiple of 4, at most eight
-// float4 a thread), so that y's fp8 split, which needs the row's largest remainder, goes out from registers.
+// float4 a thread), so that y's fp8 split, which needs the row's largest remainder, goes out from registers; y itself
+// only when y is set (the backend leaves it out when the down GEMM reads just the split).
 extern "C" __global__ void __launch_bounds__(1024) swiglu_epilogue_fp8(const float* acc, int two, float* y, int width, u16* split)
 {
     const int w4 = width >> 2;
     const long long r = blockIdx.x, count = (long long)gridDim.x * width, total = 2 * count;
     const float4* g4 = (const float4*)(acc + r * 2 * width);
     const float4* l4 = (const float4*)(acc + total + r * 2 * width);
-    float4* y4 = (float4*)(y + r * width);
+    float4* y4 = (float4*)y + r * w4;
     float4 v[8];
 #pragma unroll
     for (int u = 0; u < 8; u++)
@@ -723,7 +724,7 @@ extern "C" __global__ void __launch_bounds__(1024) swiglu_epilogue_fp8(const flo
                 up.x += ul.x; up.y += ul.y; up.z += ul.z; up.w += ul.w;
             }
             v[u] = make_float4(silu_times(g.x, up.x), silu_times(g.y, up.y), silu_times(g.z, up.z), silu_times(g.w, up.w));
-            y4[i] = v[u];
+            if (y != 0) y4[i] = v[u];
         }
     }
     put_fp8_row<8>(v, w4, r * width, split, fp8_lo(split, count), fp8_dequant(split, count));

@@ -59,12 +59,15 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void AddRmsNorm(DeviceBuffer residual, DeviceBuffer delta, int rows, DeviceWeight weight, float eps, DeviceBuffer y);
 
-    /// <summary>y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k].</summary>
+    /// <summary>
+    /// y[rows × n] = x[rows × k] · Wᵀ (+ bias), W stored [n × k]. x is consumed: afterwards it holds unspecified values (a
+    /// backend may feed the linear from another form of x that the operation producing x wrote, never writing x itself).
+    /// </summary>
     void Linear(DeviceBuffer x, int rows, DeviceWeight weight, DeviceWeight? bias, DeviceBuffer y);
 
     /// <summary>
     /// <c>y_i = x · W_iᵀ (+ bias_i)</c> for weights that share the input (a layer's q/k/v, or gate/up), in one call so the
-    /// backend can run them as one pass.
+    /// backend can run them as one pass. x is consumed, as by <see cref="Linear"/>, once all of them have read it.
     /// </summary>
     void LinearGroup(DeviceBuffer x, int rows, ReadOnlySpan<DeviceWeight> weights, ReadOnlySpan<DeviceWeight?> biases, ReadOnlySpan<DeviceBuffer> outputs);
 
