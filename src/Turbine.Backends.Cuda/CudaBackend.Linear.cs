@@ -114,11 +114,13 @@ public sealed unsafe partial class CudaBackend
         if (_holding)
         {
             Span<int> first = stackalloc int[4];
-            bool splitOnly = stacked && _held.Y == _pendingX && _pendingType == DType.F16 && Fp8Runs(k, rows, parts, _pendingFp8, count, first, out _);
+            var h = _held;
+            bool splitOnly = stacked && h.Y == _pendingX && h.Rows == rows && h.Width == k && _pendingType == h.Type
+                && (h.Fp8 ? Fp8Runs(k, rows, parts, _pendingFp8, count, first, out _) : !Fp8Rows(_pendingType, rows));
             // The GEMM's result buffer grown now, not after: freeing the old one launches anything held, whole, and
             // forgets which split _gemmIn holds.
             if (splitOnly)
-                Grow(ref _gemmOut, ref _gemmOutBytes, (long)rows * n * 4, "GEMM output");
+                Grow(ref _gemmOut, ref _gemmOutBytes, (h.Fp8 ? 1 : Halves(h.Type)) * (long)rows * n * 4, "GEMM output");
             Release(writeRows: !splitOnly);
         }
         Materialize();
@@ -258,14 +260,20 @@ public sealed unsafe partial class CudaBackend
             ulong fp8Split = Fp8SplitTarget(dtype, rows, width, rowThreads);
             if (fp8Split != 0)
             {
-                Hold(new HeldRows { Acc = output, AccTwo = two, Y = swiglu, Split = fp8Split, Rows = rows, Width = width, Threads = rowThreads });
+                Hold(new HeldRows
+                {
+                    Fp8 = true, Type = dtype, Acc = output, AccTwo = two, Y = swiglu, Split = fp8Split, Rows = rows, Width = width, Threads = rowThreads,
+                });
                 return;
             }
             ulong split = SplitTarget(dtype, rows, yCount);
+            if (split != 0)
+            {
+                Hold(new HeldRows { Type = dtype, Acc = output, AccTwo = two, Y = swiglu, Split = split, SplitTwo = two, Rows = rows, Width = width });
+                return;
+            }
             void** glu = stackalloc void*[] { &output, &two, &swiglu, &rows, &width, &split, &two };
             Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
-            if (split != 0)
-                SplitWritten(swiglu, yCount, dtype);
             return;
         }
         if (_options.Fuse)
@@ -315,16 +323,18 @@ public sealed unsafe partial class CudaBackend
         Run("linear_epilogue", Blocks(outCount), 1, 1, 256, 1, 0, args);
     }
 
-    // A kernel that writes its rows' fp8 split for the next GEMM (rmsnorm_fp8 with Norm set, else
-    // swiglu_epilogue_fp8), held back until the next operation: when that is the GEMM over those rows and it takes the
-    // fp8 lo pass, the kernel skips writing the float32 rows themselves (a linear consumes its input, so nothing reads
-    // them later; prompt step 64 × 128: 537 MB less written a layer); anything else launches it whole first (Release).
+    // A kernel that writes its rows' split for the next GEMM (an RMSNorm with Norm set, else the SwiGLU epilogue; the
+    // fp8 split with Fp8), held back until the next operation: when that is the GEMM over those rows reading just the
+    // split, the kernel skips writing the float32 rows themselves (a linear consumes its input, so nothing reads them
+    // later; prompt step 64 × 128: 537 MB less written a layer, decode step at batch 64: 8 MB); anything else launches
+    // it whole first (Release).
     private struct HeldRows
     {
-        public bool Norm;
+        public bool Norm, Fp8;
+        public DType Type;
         public ulong X, Delta, Weight, Y, Acc, Bias, Split;
         public float Eps;
-        public int Rows, Width, AccTwo;
+        public int Rows, Width, AccTwo, SplitTwo;
         public uint Threads;
     }
 
@@ -344,21 +354,29 @@ public sealed unsafe partial class CudaBackend
         _holding = false;
         var h = _held;
         ulong y = writeRows ? h.Y : 0;
+        long count = (long)h.Rows * h.Width;
+        bool f16 = h.Type == DType.F16;
         if (h.Norm)
         {
-            int splitTwo = 0;
-            void** args = stackalloc void*[] { &h.X, &h.Delta, &h.Weight, &h.Eps, &y, &h.Width, &h.Acc, &h.AccTwo, &h.Bias, &h.Split, &splitTwo };
+            void** args = stackalloc void*[] { &h.X, &h.Delta, &h.Weight, &h.Eps, &y, &h.Width, &h.Acc, &h.AccTwo, &h.Bias, &h.Split, &h.SplitTwo };
             _activeProfiler?.Begin(h.Acc != 0 ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
-            Run("rmsnorm_fp8", (uint)h.Rows, 1, 1, h.Threads, 1, 0, args);
+            Run(h.Fp8 ? "rmsnorm_fp8" : f16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)h.Rows, 1, 1, h.Threads, 1, 0, args);
         }
-        else
+        else if (h.Fp8)
         {
             void** args = stackalloc void*[] { &h.Acc, &h.AccTwo, &y, &h.Width, &h.Split };
             _activeProfiler?.Begin("swiglu epilogue");
             Run("swiglu_epilogue_fp8", (uint)h.Rows, 1, 1, h.Threads, 1, 0, args);
         }
+        else
+        {
+            void** args = stackalloc void*[] { &h.Acc, &h.AccTwo, &y, &h.Rows, &h.Width, &h.Split, &h.SplitTwo };
+            _activeProfiler?.Begin("swiglu epilogue");
+            Run(f16 ? "swiglu_epilogue_f16" : "swiglu_epilogue_bf16", Blocks(count), 1, 1, 256, 1, 0, args);
+        }
         _activeProfiler?.End();
-        SplitWritten(h.Y, (long)h.Rows * h.Width, DType.F16, fp8: true);
+        if (h.Split != 0)
+            SplitWritten(h.Y, count, h.Type, h.Fp8);
     }
 
     // Scatters a GEMM result left for the next operation, which turned out not to read it itself.

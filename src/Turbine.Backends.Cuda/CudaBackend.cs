@@ -406,23 +406,18 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         DType splitType = _gemmType;
         long count = (long)rows * width;
         ulong split = Fp8SplitTarget(splitType, rows, width, threads);
-        if (split != 0)
+        bool fp8 = split != 0;
+        if (!fp8)
+            split = SplitTarget(splitType, rows, count);
+        var norm = new HeldRows
         {
-            Hold(new HeldRows
-            {
-                Norm = true, X = x, Delta = delta, Weight = wp, Eps = eps, Y = yp, Width = width, Acc = acc, AccTwo = accTwo, Bias = bias,
-                Split = split, Rows = rows, Threads = threads,
-            });
-            return;
-        }
-        int splitTwo = Halves(splitType) - 1;
-        split = SplitTarget(splitType, rows, count);
-        void** args = stackalloc void*[] { &x, &delta, &wp, &eps, &yp, &width, &acc, &accTwo, &bias, &split, &splitTwo };
-        _activeProfiler?.Begin(fused ? "rmsnorm (with the linear's epilogue)" : "rmsnorm");
-        Run(splitType == DType.F16 ? "rmsnorm_f16" : "rmsnorm_bf16", (uint)rows, 1, 1, threads, 1, 0, args);
-        _activeProfiler?.End();
-        if (split != 0)
-            SplitWritten(yp, count, splitType);
+            Norm = true, Fp8 = fp8, Type = splitType, X = x, Delta = delta, Weight = wp, Eps = eps, Y = yp, Width = width, Acc = acc, AccTwo = accTwo,
+            Bias = bias, Split = split, SplitTwo = Halves(splitType) - 1, Rows = rows, Threads = threads,
+        };
+        // Writing the next GEMM's split, it waits to see whether that GEMM is all that reads y.
+        Hold(norm);
+        if (split == 0)
+            Release(writeRows: true);
     }
 
     // Everything queued is launched before an operation that is not fused with it.

@@ -261,8 +261,9 @@ __device__ __forceinline__ float* fp8_dequant(u16* split, long long count) { ret
 // - delta may come straight from the previous GEMM's float32 result acc [rows × width] (plus its lo half's result after
 //   it when accTwo, plus bias): it is summed here, and delta, which AddRmsNorm consumes, is not written;
 // - the normalised rows may also go to split as 16-bit hi (and, when splitTwo, the rounding remainder lo after all
-//   rows; rmsnorm_fp8: f16 hi and the e4m3 lo with its row scales, in the registers' path only, and y only when set):
-//   the next GEMM's input, which it would otherwise convert in a kernel of its own.
+//   rows; rmsnorm_fp8: f16 hi and the e4m3 lo with its row scales, in the registers' path only): the next GEMM's
+//   input, which it would otherwise convert in a kernel of its own; y itself then only when set (the backend leaves it
+//   out when that GEMM is all that reads it).
 template <class S>
 __device__ __forceinline__ void put_split(typename S::T* split, long long i, long long count, int two, float v)
 {
@@ -344,7 +345,7 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
             {
                 float4 g = ((const float4*)weight)[i], a = v[u];
                 float4 r = make_float4(g.x * (a.x * inv), g.y * (a.y * inv), g.z * (a.z * inv), g.w * (a.w * inv));
-                if (!Fp8 || y != 0) ((float4*)(y + base))[i] = r;
+                if (y != 0) ((float4*)(y + base))[i] = r;
                 if constexpr (Fp8) v[u] = r;
                 else if (split != 0) put_split4<S>(split, base + 4 * i, count, splitTwo, r);
             }
@@ -376,7 +377,7 @@ __device__ void rmsnorm_rows(float* residual, float* delta, const float* weight,
     for (int i = threadIdx.x; i < width; i += blockDim.x)
     {
         float r = weight[i] * (x[i] * inv);
-        y[base + i] = r;
+        if (y != 0) y[base + i] = r;
         if (split != 0) put_split<S>(split, base + i, count, splitTwo, r);
     }
 }
@@ -658,8 +659,8 @@ extern "C" __global__ void linear_epilogue(const float* acc, int two, LinearPart
 
 // The stacked gate/up GEMM's result [rows × 2·width] (+ its lo half after it when two) as y = silu(gate) * up, in place
 // of linear_epilogue and silu_mul (gate and up, which SiluMul consumes, are not written); y also goes to split as the
-// down GEMM's 16-bit input (hi, and lo after all rows when splitTwo) when split is set. Four columns a thread when the
-// width allows.
+// down GEMM's 16-bit input (hi, and lo after all rows when splitTwo) when split is set, and y itself only when y is set
+// (the backend leaves it out when the down GEMM reads just the split). Four columns a thread when the width allows.
 __device__ __forceinline__ float silu_times(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
 template <class S>
@@ -680,7 +681,7 @@ __device__ void swiglu_rows(const float* acc, int two, float* y, int rows, int w
                 u.x += ul.x; u.y += ul.y; u.z += ul.z; u.w += ul.w;
             }
             float4 v = make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w));
-            *(float4*)(y + i) = v;
+            if (y != 0) *(float4*)(y + i) = v;
             if (split != 0) put_split4<S>(split, i, count, splitTwo, v);
         }
         return;
@@ -695,7 +696,7 @@ __device__ void swiglu_rows(const float* acc, int two, float* y, int rows, int w
             u += acc[total + a + width];
         }
         float v = silu_times(g, u);
-        y[i] = v;
+        if (y != 0) y[i] = v;
         if (split != 0) put_split<S>(split, i, count, splitTwo, v);
     }
 }
