@@ -33,6 +33,9 @@ internal static unsafe class Ops
             (17, 0, 4, 2, 16, 64, 160, RotaryStyle.Interleaved, 8), (3, 14, 4, 1, 32, 64, 160, RotaryStyle.Interleaved, 16),
             (1, 40, 4, 2, 16, 64, 160, RotaryStyle.Interleaved, 8), (5, 9, 4, 2, 32, 64, 160, RotaryStyle.Interleaved, 12),
             (33, 0, 32, 8, 128, 4096, 512, RotaryStyle.Interleaved, 64), (2, 150, 32, 8, 128, 4096, 512, RotaryStyle.Interleaved, 32),
+            // Tensor-core prompt attention of 1 and 2 heads a block; RoPE + KV write one float a thread (half not a multiple of 4).
+            (40, 0, 4, 4, 128, 64, 160, RotaryStyle.Neox, 64), (40, 24, 8, 4, 128, 64, 160, RotaryStyle.Interleaved, 64),
+            (9, 0, 4, 2, 16, 64, 160, RotaryStyle.Neox, 6), (9, 5, 4, 2, 16, 64, 160, RotaryStyle.Interleaved, 6),
         })
         {
             var kvType = gpu.Options.KvCache;

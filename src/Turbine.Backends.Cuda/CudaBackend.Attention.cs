@@ -88,8 +88,11 @@ public sealed unsafe partial class CudaBackend
             ulong cos = _meta + (ulong)_cosOff, sin = _meta + (ulong)_sinOff;
             int interleaved = batch.RotaryStyle == RotaryStyle.Interleaved ? 1 : 0;
             void** fused = stackalloc void*[] { &qp, &kp, &vp, &cos, &sin, &slots, &kc, &vc, &lo, &heads, &kvHeads, &headDim, &half, &interleaved, &source };
+            // A thread per 4 floats of a token's row where rotary and head widths are multiples of 4 (16-byte accesses).
+            int width = half % 4 == 0 && headDim % 4 == 0 ? 4 : 1;
+            int pieces = (heads + kvHeads) * (headDim - half) / width + kvDim / width;
             _activeProfiler?.Begin(fresh ? "rope + kv_write (with the q/k/v epilogue)" : "rope + kv_write");
-            Run("rope_kv_write_" + type, (uint)tokens, (uint)(heads + kvHeads + 1), 1, 128, 1, 0, fused);
+            Run($"rope_kv_write_{type}_{width}", (uint)tokens, (uint)((pieces + 127) / 128), 1, 128, 1, 0, fused);
             _activeProfiler?.End();
         }
         else
@@ -106,12 +109,12 @@ public sealed unsafe partial class CudaBackend
             DecodeAttention(kv, qp, op, kc, vc, tokens, heads, kvHeads, headDim, scale, slidingWindow, rope);
             return;
         }
-        var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads);
         if (_tileCount > 0 && headDim == TensorCoreHeadDim && _options.TensorCoreAttention)
         {
-            PromptAttentionTensorCores(kv, qp, op, kc, vc, heads, kvHeads, headsPerBlock, chunks, scale, slidingWindow);
+            PromptAttentionTensorCores(kv, qp, op, kc, vc, heads, kvHeads, scale, slidingWindow);
             return;
         }
+        var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads);
         int tokensPerBlock = _tileCount > 0 ? QueryTile : 1;
         int gridX = _tileCount > 0 ? _tileCount : tokens, gridY = kvHeads * chunks;
         long blocks = (long)gridX * gridY;
@@ -145,24 +148,30 @@ public sealed unsafe partial class CudaBackend
         _activeProfiler?.End();
     }
 
-    // Prompt attention on tensor cores (attention_tc_*): a block per (query tile, heads of one KV head), a warp per head,
-    // keys in tiles of 64 staged once for the block; one key split.
-    private void PromptAttentionTensorCores(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int heads, int kvHeads, int headsPerBlock,
-        int chunks, float scale, int slidingWindow)
+    // Prompt attention on tensor cores (attention_tc_*): a block per (query tile of 32 tokens, up to 4 heads of one KV head),
+    // a warp per (16 of the tile's tokens, head); each key tile is copied to shared memory while the block computes on the one
+    // before.
+    private void PromptAttentionTensorCores(CudaKvCache kv, ulong qp, ulong op, ulong kc, ulong vc, int heads, int kvHeads, float scale,
+        int slidingWindow)
     {
-        ulong tokSeq = _meta + (ulong)_tokSeqOff, seqs = _meta + (ulong)_seqsOff, tables = _meta + (ulong)_tablesOff, tileList = _meta + (ulong)_tilesOff;
+        var (headsPerBlock, chunks) = GroupBlocks(heads / kvHeads, TensorCoreBlockHeads);
+        ulong tables = _meta + (ulong)_tablesOff, tileList = _meta + (ulong)_tcTilesOff;
         int blockSize = kv.Shape.BlockSize;
         long lo = kv.LowOffset;
+        // Key tiles of 64 keys for 4 heads, 32 for fewer: two buffers of their f16 hi and lo of K and V (rows of 136), and the
+        // raw slots they are copied to, an odd number of 16-byte units per 16 elements.
+        int keys = headsPerBlock == 4 ? 64 : 32;
+        uint shared = (uint)(keys * (2 * 4 * (TensorCoreHeadDim + 8) * 2 + 16 * 16 * (kv.ElementBytes | 1)));
         string kernel = $"attention_tc_{kv.Suffix}_{headsPerBlock}";
         var fn = _device.Function(kernel);
-        RaiseShared(fn, TensorCoreAttentionShared, TensorCoreAttentionShared);
+        RaiseShared(fn, shared, (int)shared);
         var split = OutputSplit(Step.TokenCount, (long)Step.TokenCount * heads * TensorCoreHeadDim);
         void** args = stackalloc void*[]
         {
-            &qp, &op, &kc, &vc, &lo, &tokSeq, &seqs, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow, &split,
+            &qp, &op, &kc, &vc, &lo, &tables, &tileList, &heads, &kvHeads, &chunks, &scale, &blockSize, &slidingWindow, &split,
         };
         _activeProfiler?.Begin("attention (tensor cores)");
-        _device.Launch(fn, kernel, (uint)_tileCount, (uint)(kvHeads * chunks), 1, 32, (uint)headsPerBlock, TensorCoreAttentionShared, args);
+        _device.Launch(fn, kernel, (uint)_tcTileCount, (uint)(kvHeads * chunks), 1, 32, (uint)(2 * headsPerBlock), shared, args);
         _activeProfiler?.End();
         if (split.Data != 0)
             SplitWritten(op, split.Count, _gemmType);
@@ -174,12 +183,12 @@ public sealed unsafe partial class CudaBackend
         Data = SplitTarget(_gemmType, tokens, count), Count = count, Two = Halves(_gemmType) - 1, F16 = _gemmType == DType.F16 ? 1 : 0,
     };
 
-    // Both attention kernels give a block the query heads of one KV head, at most MaxBlockHeads of them, and come in
-    // blocks of 1, 2, 4 or 8 heads: a group is cut into `chunks` equal blocks, each rounded up to a power of two (a group
+    // The attention kernels give a block the query heads of one KV head, at most `most` of them (a power of two), and come
+    // in blocks of 1, 2, 4 or 8 heads: a group is cut into `chunks` equal blocks, each rounded up to a power of two (a group
     // of 7 runs as 8 with one idle).
-    private static (int HeadsPerBlock, int Chunks) GroupBlocks(int group)
+    private static (int HeadsPerBlock, int Chunks) GroupBlocks(int group, int most = MaxBlockHeads)
     {
-        int chunks = (group + MaxBlockHeads - 1) / MaxBlockHeads, perBlock = (group + chunks - 1) / chunks;
+        int chunks = (group + most - 1) / most, perBlock = (group + chunks - 1) / chunks;
         return ((int)BitOperations.RoundUpToPowerOf2((uint)perBlock), chunks);
     }
 

@@ -37,9 +37,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private const int PromptAttentionShared = 200 * 1024;
     // Dynamic shared memory the decode attention kernels opt into: their rings, states and split weights stay under it.
     private const int DecodeAttentionShared = 160 * 1024;
-    // attention_tc_*: the head width it takes, and its K/V tiles (64 keys, f16 hi and lo of K and V, rows of 136).
+    // attention_tc_*: the head width it takes, the query tokens of a block (2 row groups of 16), and the query heads of one
+    // KV head a block computes at most (2 × 4 warps of up to 255 registers: one block a multiprocessor).
     private const int TensorCoreHeadDim = 128;
-    private const int TensorCoreAttentionShared = 4 * 64 * 136 * 2;
+    private const int TensorCoreQueryTile = 32;
+    private const int TensorCoreBlockHeads = 4;
 
     private readonly CudaDevice _device;
     private readonly CudaBackendOptions _options;
@@ -67,8 +69,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
     private int _queuedHead, _queuedCount;
     private ulong _meta;
     private long _metaBytes;
-    private long _tokensOff, _feedOff, _slotsOff, _tokSeqOff, _cosOff, _sinOff, _seqsOff, _tablesOff, _tilesOff, _rowsOff;
-    private int _tileCount;
+    private long _tokensOff, _feedOff, _slotsOff, _tokSeqOff, _cosOff, _sinOff, _seqsOff, _tablesOff, _tilesOff, _tcTilesOff, _rowsOff;
+    // Query tiles of steps with prompt chunks: of QueryTile tokens (attention_*) and of TensorCoreQueryTile (attention_tc_*).
+    private int _tileCount, _tcTileCount;
     private int _rowsCapacity;
     private int _maxContext;
 
@@ -297,6 +300,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         _rowsOff = Take(ref off, _rowsCapacity * 4L);
         _tablesOff = Take(ref off, tables * 4L);
         _tilesOff = Take(ref off, (t / QueryTile + s) * 8L);
+        _tcTilesOff = Take(ref off, (t / TensorCoreQueryTile + s) * 16L);
         EnsureStaging(off);
         _stagingArea ^= 1;
         _staging = (byte*)_stagingAreas[_stagingArea];
@@ -326,21 +330,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
             tableAt += q.BlockCount;
         }
         // Steps with prompt chunks attend per tile of consecutive query tokens; pure decode steps per token.
-        _tileCount = 0;
-        if (longestQuery > 1)
-        {
-            var tiles = new Span<int>(_staging + _tilesOff, 2 * (t / QueryTile + s));
-            for (int i = 0; i < s; i++)
-            {
-                var q = batch.Sequences[i];
-                for (int at = 0; at < q.QueryLength; at += QueryTile)
-                {
-                    tiles[2 * _tileCount] = q.QueryStart + at;
-                    tiles[2 * _tileCount + 1] = Math.Min(QueryTile, q.QueryLength - at);
-                    _tileCount++;
-                }
-            }
-        }
+        (_tileCount, _tcTileCount) = longestQuery > 1
+            ? (QueryTiles(batch, _tilesOff, QueryTile, wide: false), QueryTiles(batch, _tcTilesOff, TensorCoreQueryTile, wide: true))
+            : (0, 0);
         Driver.Check(Driver.cuMemcpyHtoDAsync(_meta, _staging, (nuint)off, _device.Stream), "uploading the step's metadata");
         if (_stagingCopied[_stagingArea] == 0)
         {
@@ -351,6 +343,29 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         Driver.Check(Driver.cuEventRecord(_stagingCopied[_stagingArea], _device.Stream), "cuEventRecord");
         if (longestQuery == 1)
             BeginDecodeGraph((t, s, rows, batch.FeedsTokens));
+    }
+
+    // Writes the step's query tiles of up to `size` consecutive tokens of one sequence to the staging area at `offset`, as
+    // (first token, count) or, `wide`, (first token, count, its position, the sequence's block-table offset); returns how many.
+    private int QueryTiles(ForwardBatch batch, long offset, int size, bool wide)
+    {
+        int fields = wide ? 4 : 2;
+        var tiles = new Span<int>(_staging + offset, fields * (batch.TokenCount / size + batch.SequenceCount));
+        int count = 0, tableAt = 0;
+        for (int i = 0; i < batch.SequenceCount; i++)
+        {
+            var q = batch.Sequences[i];
+            for (int at = 0; at < q.QueryLength; at += size, count++)
+            {
+                var tile = tiles.Slice(fields * count, fields);
+                tile[0] = q.QueryStart + at;
+                tile[1] = Math.Min(size, q.QueryLength - at);
+                if (wide)
+                    (tile[2], tile[3]) = (q.ContextLength - q.QueryLength + at, tableAt);
+            }
+            tableAt += q.BlockCount;
+        }
+        return count;
     }
 
     /// <inheritdoc />

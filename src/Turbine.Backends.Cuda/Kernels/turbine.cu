@@ -71,7 +71,7 @@ struct F16
 
 // KV caches only: float32 rounded to 24 bits (sign, exponent, 15 mantissa bits; relative error at most 2^-16) in two
 // planes, the top 16 bits (a bf16 pattern) as T and the next 8 in a plane of bytes `lo` bytes after the T plane, at the
-// same element index (kv_put, kv_get, kv_load8, kv_load4 and the decode attention's load4 take both).
+// same element index (kv_put, kv_put_w, kv_get, kv_load8 and load4 take both).
 struct F24
 {
     typedef u16 T;
@@ -877,8 +877,7 @@ __device__ void kv_write(const float* k, const float* v, const int* slots, typen
     { kv_write<TYPE>(k, v, s, kc, vc, lo, d); }
 KV_WRITE(F32, f32) KV_WRITE(BF16, bf16) KV_WRITE(F16, f16) KV_WRITE(F24, f24)
 
-// ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch, one
-// block per (token, head), and one more per token for v (and k's dimensions past the rotary ones, partial rotary) ----
+// ---- rotary on q and k in place (as rope above) fused with the KV write of the rotated k and of v: one launch -------
 // With src.acc set, q, k and v are not written yet: they are the stacked q/k/v GEMM's float32 result (columns q | k | v
 // of n, plus the lo half's result src.lo floats further, plus the biases), summed here and written to q, k and v, in
 // place of the linear's epilogue.
@@ -933,54 +932,159 @@ struct DecodeRope
     int interleaved;
 };
 
-template <class KV>
+// W consecutive floats at p (W = 4: one 16-byte access; p then 16-byte aligned).
+template <int W>
+__device__ __forceinline__ void load_w(const float* p, float* x)
+{
+    if constexpr (W == 4)
+    {
+        const float4 v = *(const float4*)p;
+        x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
+    }
+    else
+        x[0] = *p;
+}
+template <int W>
+__device__ __forceinline__ void store_w(float* p, const float* x)
+{
+    if constexpr (W == 4) *(float4*)p = make_float4(x[0], x[1], x[2], x[3]);
+    else *p = x[0];
+}
+// Columns j .. j + W - 1 of part `part` (starting at column `start`) of row `row` of the q/k/v GEMM result, summed (as qkv_at).
+template <int W>
+__device__ __forceinline__ void qkv_w(const QkvSource& src, int part, long long row, int start, int j, float* x)
+{
+    const long long i = row * src.n + start + j;
+    load_w<W>(src.acc + i, x);
+    if (src.lo != 0)
+    {
+        float y[W];
+        load_w<W>(src.acc + src.lo + i, y);
+#pragma unroll
+        for (int e = 0; e < W; e++) x[e] += y[e];
+    }
+    const float* b = part == 0 ? src.bias[0] : part == 1 ? src.bias[1] : src.bias[2];
+    if (b != 0)
+    {
+        float y[W];
+        load_w<W>(b + j, y);
+#pragma unroll
+        for (int e = 0; e < W; e++) x[e] += y[e];
+    }
+}
+// Elements i .. i + W - 1 of a KV cache (W = 4: 16-, 8- and 4-byte stores).
+template <int W, class KV>
+__device__ __forceinline__ void kv_put_w(KV, typename KV::T* p, long long lo, long long i, const float* x)
+{
+    if constexpr (W == 4)
+    {
+        if constexpr (sizeof(typename KV::T) == 4) *(float4*)(p + i) = make_float4(x[0], x[1], x[2], x[3]);
+        else *(uint2*)(p + i) = make_uint2(KV::put(x[0]) | (u32)KV::put(x[1]) << 16, KV::put(x[2]) | (u32)KV::put(x[3]) << 16);
+    }
+    else
+        kv_put(KV(), p, lo, i, x[0]);
+}
+template <int W>
+__device__ __forceinline__ void kv_put_w(F24, u16* p, long long lo, long long i, const float* x)
+{
+    if constexpr (W == 4)
+    {
+        u32 r[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) r[e] = f2f24(x[e]);
+        *(uint2*)(p + i) = make_uint2((r[0] >> 8) | (r[1] >> 8) << 16, (r[2] >> 8) | (r[3] >> 8) << 16);
+        *(u32*)((unsigned char*)p + lo + i) = (r[0] & 0xffu) | (r[1] & 0xffu) << 8 | (r[2] & 0xffu) << 16 | (r[3] & 0xffu) << 24;
+    }
+    else
+        kv_put(F24(), p, lo, i, x[0]);
+}
+
+// A thread per piece of a token's row, W floats wide (4 where the rotary and head widths allow 16-byte accesses): per
+// rotated head (q's heads, then k's) half / W pieces of W pairs each, read as two W-vectors (neox: dimensions d.. and
+// d + half..; interleaved: 2d.. and 2d + W..), then (headDim - 2 half) / W pieces of unrotated dimensions; then
+// kvDim / W pieces of v. Grid: (tokens, pieces / 128 rounded up).
+template <class KV, int W>
 __device__ void rope_kv_write(float* q, float* k, float* v, const float* cosTable, const float* sinTable, const int* slots,
     typename KV::T* kc, typename KV::T* vc, long long lo, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src)
 {
-    const int t = blockIdx.x, h = blockIdx.y, slot = slots[t], kvDim = kvHeads * headDim, qDim = heads * headDim;
+    const int t = blockIdx.x, piece = blockIdx.y * blockDim.x + threadIdx.x;
+    const int pairs = half / W, perHead = headDim / W - pairs, rotated = (heads + kvHeads) * perHead;
+    const int kvDim = kvHeads * headDim, qDim = heads * headDim;
+    if (piece >= rotated + kvDim / W) return;
+    const int slot = slots[t];
     const long long dst = (long long)slot * kvDim;
     const bool fresh = src.acc != 0;
-    if (h < heads + kvHeads)
+    if (piece >= rotated)
     {
-        const bool key = h >= heads;
-        const int part = key ? 1 : 0, j0 = (key ? h - heads : h) * headDim, start = key ? qDim : 0;
-        float* x = key ? k + (long long)t * kvDim + j0 : q + (long long)t * qDim + j0;
-        for (int i = threadIdx.x; i < half; i += blockDim.x)
-        {
-            float c = cosTable[(long long)t * half + i], s = sinTable[(long long)t * half + i];
-            int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
-            float a = fresh ? qkv_at(src, part, t, start, j0 + i1) : x[i1];
-            float b = fresh ? qkv_at(src, part, t, start, j0 + i2) : x[i2];
-            float ra = a * c - b * s, rb = b * c + a * s;
-            x[i1] = ra;
-            x[i2] = rb;
-            if (key && slot >= 0)
-            {
-                long long o = dst + j0;
-                kv_put(KV(), kc, lo, o + i1, ra);
-                kv_put(KV(), kc, lo, o + i2, rb);
-            }
-        }
+        const int d = (piece - rotated) * W;
+        const long long at = (long long)t * kvDim + d;
+        float x[W];
         if (fresh)
-            for (int d = 2 * half + threadIdx.x; d < headDim; d += blockDim.x) x[d] = qkv_at(src, part, t, start, j0 + d);
+        {
+            qkv_w<W>(src, 2, t, qDim + kvDim, d, x);
+            store_w<W>(v + at, x);
+        }
+        else
+            load_w<W>(v + at, x);
+        if (slot >= 0) kv_put_w<W>(KV(), vc, lo, dst + d, x);
         return;
     }
-    for (int d = threadIdx.x; d < kvDim; d += blockDim.x)
+    const int h = piece / perHead, p = piece - h * perHead;
+    const bool key = h >= heads;
+    const int part = key ? 1 : 0, j0 = (key ? h - heads : h) * headDim, start = key ? qDim : 0;
+    float* x = key ? k + (long long)t * kvDim + j0 : q + (long long)t * qDim + j0;
+    if (p >= pairs)
     {
-        long long at = (long long)t * kvDim + d;
-        float value = fresh ? qkv_at(src, 2, t, qDim + kvDim, d) : v[at];
-        if (fresh) v[at] = value;
-        if (slot < 0) continue;
-        // k's dimensions past the rotary ones: read from the source, since another block writes them to k.
-        if (d % headDim >= 2 * half) kv_put(KV(), kc, lo, dst + d, fresh ? qkv_at(src, 1, t, qDim, d) : k[at]);
-        kv_put(KV(), vc, lo, dst + d, value);
+        // Unrotated dimensions (partial rotary): as they are.
+        const int d = 2 * half + (p - pairs) * W;
+        float y[W];
+        if (fresh)
+        {
+            qkv_w<W>(src, part, t, start, j0 + d, y);
+            store_w<W>(x + d, y);
+        }
+        else if (key)
+            load_w<W>(x + d, y);
+        if (key && slot >= 0) kv_put_w<W>(KV(), kc, lo, dst + j0 + d, y);
+        return;
+    }
+    const int a0 = interleaved ? 2 * W * p : W * p, b0 = interleaved ? a0 + W : a0 + half;
+    // e: the two vectors back to back; pair i is (e[i], e[W + i]) (neox) or (e[2i], e[2i + 1]) (interleaved).
+    float e[2 * W], cs[W], sn[W], r[2 * W];
+    if (fresh)
+    {
+        qkv_w<W>(src, part, t, start, j0 + a0, e);
+        qkv_w<W>(src, part, t, start, j0 + b0, e + W);
+    }
+    else
+    {
+        load_w<W>(x + a0, e);
+        load_w<W>(x + b0, e + W);
+    }
+    load_w<W>(cosTable + (long long)t * half + W * p, cs);
+    load_w<W>(sinTable + (long long)t * half + W * p, sn);
+#pragma unroll
+    for (int i = 0; i < W; i++)
+    {
+        const int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : W + i;
+        const float a = e[i1], b = e[i2];
+        r[i1] = a * cs[i] - b * sn[i];
+        r[i2] = b * cs[i] + a * sn[i];
+    }
+    store_w<W>(x + a0, r);
+    store_w<W>(x + b0, r + W);
+    if (key && slot >= 0)
+    {
+        kv_put_w<W>(KV(), kc, lo, dst + j0 + a0, r);
+        kv_put_w<W>(KV(), kc, lo, dst + j0 + b0, r + W);
     }
 }
-#define ROPE_KV_WRITE(TYPE, NAME) \
-    extern "C" __global__ void rope_kv_write_##NAME(float* q, float* k, float* v, const float* c, const float* s, const int* slots, \
+#define ROPE_KV_WRITE(TYPE, NAME, W) \
+    extern "C" __global__ void rope_kv_write_##NAME##_##W(float* q, float* k, float* v, const float* c, const float* s, const int* slots, \
         TYPE::T* kc, TYPE::T* vc, long long lo, int heads, int kvHeads, int headDim, int half, int interleaved, QkvSource src) \
-    { rope_kv_write<TYPE>(q, k, v, c, s, slots, kc, vc, lo, heads, kvHeads, headDim, half, interleaved, src); }
-ROPE_KV_WRITE(F32, f32) ROPE_KV_WRITE(BF16, bf16) ROPE_KV_WRITE(F16, f16) ROPE_KV_WRITE(F24, f24)
+    { rope_kv_write<TYPE, W>(q, k, v, c, s, slots, kc, vc, lo, heads, kvHeads, headDim, half, interleaved, src); }
+#define ROPE_KV_WRITE_TYPE(TYPE, NAME) ROPE_KV_WRITE(TYPE, NAME, 1) ROPE_KV_WRITE(TYPE, NAME, 4)
+ROPE_KV_WRITE_TYPE(F32, f32) ROPE_KV_WRITE_TYPE(BF16, bf16) ROPE_KV_WRITE_TYPE(F16, f16) ROPE_KV_WRITE_TYPE(F24, f24)
 
 // ---- paged attention of prompt steps (and of decode steps whose K/V rows are not whole 16-byte chunks) --------------
 // Block = (query tile, up to H query heads sharing one KV head, key split z); one warp per query token, computing all of
