@@ -90,13 +90,15 @@ __device__ __forceinline__ u32 f2f24(float f)
     if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 8) | 0x4000u;
     return (u + 0x80u) >> 8;
 }
-// Four consecutive F24 elements from their hi halves (two a word, the lower index in the low half) and low bytes.
+// Four consecutive F24 elements from their hi halves (two a word, the lower index in the low half) and low bytes: each
+// float is the bytes (0, low byte, hi half), put together by byte permutes, 6 for the 4.
 __device__ __forceinline__ void f24x4(u32 h0, u32 h1, u32 l, float* o)
 {
-    o[0] = __uint_as_float((h0 << 16) | ((l & 0xffu) << 8));
-    o[1] = __uint_as_float((h0 & 0xffff0000u) | (l & 0xff00u));
-    o[2] = __uint_as_float((h1 << 16) | ((l >> 8) & 0xff00u));
-    o[3] = __uint_as_float((h1 & 0xffff0000u) | ((l >> 16) & 0xff00u));
+    const u32 l01 = __byte_perm(l, 0, 0x1404), l23 = __byte_perm(l, 0, 0x3424);
+    o[0] = __uint_as_float(__byte_perm(l01, h0, 0x5410));
+    o[1] = __uint_as_float(__byte_perm(l01, h0, 0x7632));
+    o[2] = __uint_as_float(__byte_perm(l23, h1, 0x5410));
+    o[3] = __uint_as_float(__byte_perm(l23, h1, 0x7632));
 }
 
 // Element i of a KV cache (p: its T plane; lo: F24's low-byte plane, in bytes from p, unused by the other types).
@@ -1400,8 +1402,8 @@ struct RowWalk
     }
 };
 
-// Copies the rows of 8 keys (key j's row at src + slot(j) × slotStride, slot(j) held by lane j; -1: zero-filled) to
-// shared memory at dst (this lane's chunk: dst + lane × 16), and the same of V from vOff bytes further in global memory
+// Copies the rows of 8 keys (key j's row at src + slot(j) × slotStride, slot(j) held by lane j; -1: zero-filled; -2: not
+// copied) to shared memory at dst (this lane's chunk: dst + lane × 16), and the same of V from vOff bytes further in global memory
 // to vDst bytes further in shared memory. At most STEPS steps (the most any row width takes).
 template <int STEPS>
 __device__ __forceinline__ void copy_rows(const RowWalk& w, u32 dst, u32 vDst, const char* src, long long vOff, int slotStride, int slot)
@@ -1410,23 +1412,21 @@ __device__ __forceinline__ void copy_rows(const RowWalk& w, u32 dst, u32 vDst, c
 #pragma unroll
     for (int it = 0; it < STEPS; it++)
     {
-        if (it < w.steps)
+        // Every step's exchange, taken or not, keeps the warp converged (no divergence handling around it).
+        const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
+        if (it < w.steps && row < DECODE_KEYS && rowSlot != -2)
         {
-            const int rowSlot = __shfl_sync(FULL_MASK, slot, row & 7);
             const char* from = src + c * 16 + (unsigned long long)(u32)max(rowSlot, 0) * (u32)slotStride;
             const u32 bytes = rowSlot >= 0 ? 16 : 0;
-            if (row < DECODE_KEYS)
-            {
-                cp_async16(dst + it * 512, from, bytes);
-                cp_async16(dst + it * 512 + vDst, from + vOff, bytes);
-            }
-            row += w.rowStep;
-            c += w.cStep;
-            if (c >= w.chunks)
-            {
-                c -= w.chunks;
-                row++;
-            }
+            cp_async16(dst + it * 512, from, bytes);
+            cp_async16(dst + it * 512 + vDst, from + vOff, bytes);
+        }
+        row += w.rowStep;
+        c += w.cStep;
+        if (c >= w.chunks)
+        {
+            c -= w.chunks;
+            row++;
         }
     }
 }
@@ -1453,6 +1453,21 @@ __device__ __forceinline__ void load4(F24, const char* p, const char* pl, float*
 {
     uint2 v = *(const uint2*)p;
     f24x4(v.x, v.y, *(const u32*)pl, o);
+}
+// 4 elements stored as a KV cache holds them (p: the T plane; pl: F24's low bytes), in shared or global memory.
+template <class KV>
+__device__ __forceinline__ void store4(KV, char* p, char* pl, const float* f)
+{
+    if constexpr (sizeof(typename KV::T) == 4)
+        *(float4*)p = make_float4(f[0], f[1], f[2], f[3]);
+    else
+        *(uint2*)p = make_uint2(KV::put(f[0]) | (u32)KV::put(f[1]) << 16, KV::put(f[2]) | (u32)KV::put(f[3]) << 16);
+}
+__device__ __forceinline__ void store4(F24, char* p, char* pl, const float* f)
+{
+    const u32 r0 = f2f24(f[0]), r1 = f2f24(f[1]), r2 = f2f24(f[2]), r3 = f2f24(f[3]);
+    *(uint2*)p = make_uint2((r0 >> 8) | (r1 >> 8) << 16, (r2 >> 8) | (r3 >> 8) << 16);
+    *(u32*)pl = (r0 & 0xffu) | (r1 & 0xffu) << 8 | (r2 & 0xffu) << 16 | (r3 & 0xffu) << 24;
 }
 
 // H floats from shared memory into registers, in 16-byte loads where H allows.
@@ -1510,7 +1525,58 @@ struct AttentionSplit
         if (f16) put_split<F16>(data, i, count, two, v);
         else put_split<BF16>(data, i, count, two, v);
     }
+    // Elements i .. i + 3 (i a multiple of 4).
+    __device__ __forceinline__ void put4(long long i, float4 v) const
+    {
+        if (data == 0) return;
+        if (f16) put_split4<F16>(data, i, count, two, v);
+        else put_split4<BF16>(data, i, count, two, v);
+    }
 };
+
+// qkv_at of columns j .. j + 3 (j a multiple of 4, as are n, start and lo): 16-byte loads of the GEMM's result.
+__device__ __forceinline__ float4 qkv_at4(const QkvSource& src, int part, long long row, int start, int j)
+{
+    const long long i = row * src.n + start + j;
+    float4 v = *(const float4*)(src.acc + i);
+    if (src.lo != 0)
+    {
+        const float4 w = *(const float4*)(src.acc + src.lo + i);
+        v.x += w.x; v.y += w.y; v.z += w.z; v.w += w.w;
+    }
+    const float* b = part == 0 ? src.bias[0] : part == 1 ? src.bias[1] : src.bias[2];
+    if (b != 0)
+    {
+        v.x += b[j]; v.y += b[j + 1]; v.z += b[j + 2]; v.w += b[j + 3];
+    }
+    return v;
+}
+
+// rotated_at of dimensions d .. d + 3 (d a multiple of 4) in 16-byte loads where the rotary pairs allow (neox: half a
+// multiple of 4, so the partners are 4 consecutive dimensions too; interleaved: half even, the pairs within the 4),
+// element by element otherwise.
+__device__ __forceinline__ float4 rotated4(const QkvSource& src, int part, long long t, int start, int j0, int d, int half, int interleaved,
+    const float* cosTable, const float* sinTable)
+{
+    if ((half & (interleaved ? 1 : 3)) != 0)
+        return make_float4(rotated_at(src, part, t, start, j0, d, half, interleaved, cosTable, sinTable),
+            rotated_at(src, part, t, start, j0, d + 1, half, interleaved, cosTable, sinTable),
+            rotated_at(src, part, t, start, j0, d + 2, half, interleaved, cosTable, sinTable),
+            rotated_at(src, part, t, start, j0, d + 3, half, interleaved, cosTable, sinTable));
+    const float4 x = qkv_at4(src, part, t, start, j0 + d);
+    if (d >= 2 * half) return x;
+    if (interleaved)
+    {
+        const float2 c = *(const float2*)(cosTable + t * half + (d >> 1)), sn = *(const float2*)(sinTable + t * half + (d >> 1));
+        return make_float4(x.x * c.x - x.y * sn.x, x.y * c.x + x.x * sn.x, x.z * c.y - x.w * sn.y, x.w * c.y + x.z * sn.y);
+    }
+    const bool first = d < half;
+    const float4 y = qkv_at4(src, part, t, start, j0 + (first ? d + half : d - half));
+    const long long at = t * half + (first ? d : d - half);
+    const float4 c = *(const float4*)(cosTable + at), sn = *(const float4*)(sinTable + at);
+    return first ? make_float4(x.x * c.x - y.x * sn.x, x.y * c.y - y.y * sn.y, x.z * c.z - y.z * sn.z, x.w * c.w - y.w * sn.w)
+                 : make_float4(x.x * c.x + y.x * sn.x, x.y * c.y + y.y * sn.y, x.z * c.z + y.z * sn.z, x.w * c.w + y.w * sn.w);
+}
 
 template <class KV, int H, int NC, int W>
 __device__ void attention_decode(const float* q, float* out, const typename KV::T* kc, const typename KV::T* vc, long long lo, const int* tokSeq,
@@ -1526,6 +1592,50 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     const int t = blockIdx.x, group = heads / kvHeads;
     const int kvh = blockIdx.y / chunks, chunk = blockIdx.y - kvh * chunks, per = (group + chunks - 1) / chunks;
     const int h0 = kvh * group + chunk * per, nh = min(per, group - chunk * per);
+    // Lane l's score register jj H + hh holds key jj ^ jx, head hh ^ hx (lane_sums' order): q is loaded in that order.
+    // Lanes past headDim read dim 0 with q = 0 (their sums are never stored), so no load needs a condition. Not fused, q
+    // is loaded first, alongside the lookups before the first copies; fused, rotated once those copies are issued.
+    const bool fused = rope.src.acc != 0;
+    const int X = (lane * V) >> 5, jx = lane >> 2, hx = X & (H - 1);
+    float qv[H][NC][4];
+    auto load_q = [&]()
+    {
+        float4 v[H][NC];
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+        {
+            const int d = 4 * lane + 128 * i;
+#pragma unroll
+            for (int hh = 0; hh < H; hh++)
+            {
+                const int h = hh ^ hx;
+                v[hh][i] = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (h < nh && d < headDim)
+                    v[hh][i] = fused ? rotated4(rope.src, 0, t, 0, (h0 + h) * headDim, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable)
+                                     : *(const float4*)(q + ((long long)t * heads + h0 + h) * headDim + d);
+            }
+        }
+        // Split 0's warp 0 stores the rotated q, after every load (a store before a load would wait for it).
+        if (fused && blockIdx.z == 0 && warp == 0)
+#pragma unroll
+            for (int i = 0; i < NC; i++)
+#pragma unroll
+                for (int hh = 0; hh < H; hh++)
+                {
+                    const int h = hh ^ hx, d = 4 * lane + 128 * i;
+                    if (h < nh && d < headDim) *(float4*)((float*)q + ((long long)t * heads + h0 + h) * headDim + d) = v[hh][i];
+                }
+        const float cq = scale * 1.4426950408889634f;
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int hh = 0; hh < H; hh++)
+            {
+                qv[hh][i][0] = v[hh][i].x * cq; qv[hh][i][1] = v[hh][i].y * cq; qv[hh][i][2] = v[hh][i].z * cq; qv[hh][i][3] = v[hh][i].w * cq;
+            }
+    };
+    if (!fused)
+        load_q();
     const int4 s = seqs[tokSeq[t]];
     const int pos = s.z - s.y + (t - s.x);
     const int spanBegin = window > 0 ? max(0, pos - window + 1) : 0, span = pos + 1 - spanBegin;
@@ -1548,47 +1658,27 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     const char* kgLow = (const char*)kc + lo + (long long)kvh * lowBytes;
     const long long vOff = (const char*)vc - (const char*)kc;
     const int pageShift = (blockSize & (blockSize - 1)) == 0 ? __ffs(blockSize) - 1 : -1;
-    // Lane k < 8 looks up key k of each of the warp's rounds, one issue ahead of its copies.
+    // Keys are taken from the split's end backwards: round r of warp w holds keys end - 1 - (8 (W r + w) + j), j < 8.
+    // Fused, the new token's key (end - 1: warp 0's first round, row 0) is not read back from the cache: warp 0 writes
+    // its K and V rows into that slot itself from the q/k/v result, so no copy waits for the cache write.
+    const bool fresh = fused && end == pos + 1;
+    // Every lane looks up key lane % 8 of each of the warp's rounds (-1: none; -2: the new token's), a round ahead.
     const int k = lane & 7;
     auto slotOf = [&](int r)
     {
-        const int key = begin + DECODE_KEYS * (W * r + warp) + k;
-        if (key >= end) return -1;
+        const int key = end - 1 - (DECODE_KEYS * (W * r + warp) + k);
+        if (key < begin) return -1;
+        if (fresh && key == pos) return -2;
         const int page = pageShift >= 0 ? key >> pageShift : key / blockSize;
         return __ldg(tables + s.w + page) * blockSize + (key - page * blockSize);
     };
-    // Copies take whole 128-byte lines: copy `it` of a round moves chunk 32 it + lane of the 8 flattened K rows (row, 16-byte
-    // column c), and the same of V; at most 2 NC × bytes of an element of them (8 rows of 128 NC elements). Rows of keys
-    // past the split's end are zero-filled. F24's low bytes are rows of their own, in their plane `lo` bytes further.
+    // Copies take whole 128-byte lines: copy `it` of a round moves chunk 32 it + lane of the 8 flattened K rows (row,
+    // 16-byte column c), and the same of V; at most 2 NC × bytes of an element of them (8 rows of 128 NC elements). Rows of
+    // keys before the split's begin are zero-filled. F24's low bytes are rows of their own, in their plane `lo` bytes
+    // further.
     const RowWalk walk(rowBytes >> 4, lane), lowWalk(LB > 0 ? lowBytes >> 4 : 1, lane);
-    const bool fused = rope.src.acc != 0;
     const int qDim = heads * headDim, kvDim = kvHeads * headDim;
-    if (fused)
-    {
-        if (end == pos + 1)
-        {
-            const int slot = rope.slots[t];
-            const long long dst = (long long)slot * kvDim + (long long)kvh * headDim, at = (long long)t * kvDim + (long long)kvh * headDim;
-            for (int d = threadIdx.x; d < headDim; d += blockDim.x)
-            {
-                const float kd = rotated_at(rope.src, 1, t, qDim, kvh * headDim, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
-                const float vd = qkv_at(rope.src, 2, t, qDim + kvDim, kvh * headDim + d);
-                if (slot >= 0)
-                {
-                    kv_put(KV(), (T*)kc, lo, dst + d, kd);
-                    kv_put(KV(), (T*)vc, lo, dst + d, vd);
-                }
-                if (chunk == 0)
-                {
-                    rope.k[at + d] = kd;
-                    rope.v[at + d] = vd;
-                }
-            }
-            // The ring's copies below read the row from L2.
-            __threadfence();
-        }
-        __syncthreads();
-    }
+    // The slot of the next round's key (lane % 8) to issue, looked up a round ahead.
     int nextSlot = slotOf(0);
     auto issue = [&](int r, int b)
     {
@@ -1605,45 +1695,70 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
     };
     for (int r = 0; r < stages; r++) issue(r, r);
 
-    // Lane l's score register jj H + hh holds key jj ^ jx, head hh ^ hx (lane_sums' order): q is loaded in that order.
-    // Lanes past headDim read dim 0 with q = 0 (their sums are never stored), so no load needs a condition.
-    const int X = (lane * V) >> 5, jx = lane >> 2, hx = X & (H - 1);
-    const float cq = scale * 1.4426950408889634f;
-    float qv[H][NC][4], acc[H][NC][4];
     int dOff[NC];
 #pragma unroll
     for (int i = 0; i < NC; i++)
     {
         const int d = 4 * lane + 128 * i;
         dOff[i] = d < headDim ? d * HB : 0;
+    }
+    if (fused)
+    {
+        // Warp 0 also takes the new token's K and V rows: this lane's dimensions of them are loaded with q, before any
+        // store, then written to row 0 of slot 0 and to the cache, k and v (chunk 0: the other chunks' blocks only need
+        // them in shared memory).
+        float4 k4[NC], v4[NC];
+        const bool writes = fresh && warp == 0;
+        const int slot = writes ? rope.slots[t] : -1;
 #pragma unroll
-        for (int hh = 0; hh < H; hh++)
+        for (int i = 0; i < NC; i++)
         {
-            const int h = hh ^ hx;
-            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (h < nh && d < headDim)
+            const int d = 4 * lane + 128 * i;
+            if (writes && d < headDim)
             {
-                float* qRow = (float*)q + ((long long)t * heads + h0 + h) * headDim + d;
-                if (fused)
-                {
-                    const int j0 = (h0 + h) * headDim;
-                    v.x = rotated_at(rope.src, 0, t, 0, j0, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
-                    v.y = rotated_at(rope.src, 0, t, 0, j0, d + 1, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
-                    v.z = rotated_at(rope.src, 0, t, 0, j0, d + 2, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
-                    v.w = rotated_at(rope.src, 0, t, 0, j0, d + 3, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
-                    if (blockIdx.z == 0) *(float4*)qRow = v;
-                }
-                else
-                    v = *(const float4*)qRow;
+                k4[i] = rotated4(rope.src, 1, t, qDim, kvh * headDim, d, rope.half, rope.interleaved, rope.cosTable, rope.sinTable);
+                v4[i] = qkv_at4(rope.src, 2, t, qDim + kvDim, kvh * headDim + d);
             }
-            qv[hh][i][0] = v.x * cq; qv[hh][i][1] = v.y * cq; qv[hh][i][2] = v.z * cq; qv[hh][i][3] = v.w * cq;
+        }
+        load_q();
+        if (writes)
+        {
+            const long long dst = (long long)slot * kvDim + (long long)kvh * headDim, at = (long long)t * kvDim + (long long)kvh * headDim;
 #pragma unroll
-            for (int e = 0; e < 4; e++) acc[hh][i][e] = 0.f;
+            for (int i = 0; i < NC; i++)
+            {
+                const int d = 4 * lane + 128 * i;
+                if (d < headDim)
+                {
+                    const float kd[4] = { k4[i].x, k4[i].y, k4[i].z, k4[i].w }, vd[4] = { v4[i].x, v4[i].y, v4[i].z, v4[i].w };
+                    store4(KV(), mine + d * HB, mine + DECODE_KEYS * rowBytes + d * LB, kd);
+                    store4(KV(), mine + kBytes + d * HB, mine + kBytes + DECODE_KEYS * rowBytes + d * LB, vd);
+                    if (chunk == 0)
+                    {
+                        if (slot >= 0)
+                        {
+                            store4(KV(), (char*)(kc + dst + d), (char*)kc + lo + dst + d, kd);
+                            store4(KV(), (char*)(vc + dst + d), (char*)vc + lo + dst + d, vd);
+                        }
+                        *(float4*)(rope.k + at + d) = k4[i];
+                        *(float4*)(rope.v + at + d) = v4[i];
+                    }
+                }
+            }
+            // Lanes past headDim read this row's first dims.
+            __syncwarp();
         }
     }
+    float acc[H][NC][4];
+#pragma unroll
+    for (int h = 0; h < H; h++)
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[h][i][e] = 0.f;
     int kRow[DECODE_KEYS];
 #pragma unroll
-    for (int jj = 0; jj < DECODE_KEYS; jj++) kRow[jj] = (jj ^ jx) * rowBytes;
+    for (int jj = 0; jj < DECODE_KEYS; jj++) kRow[jj] = jj ^ jx;
     // m: running maximum of this lane's heads; l: sum of exp2(score - m) over this lane's key only (added up at the end).
     float m[R], l[R];
 #pragma unroll
@@ -1657,14 +1772,14 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
         cp_async_wait(stages - 1);
         // Every lane's copies of round r have landed.
         __syncwarp();
-        const int n = min(DECODE_KEYS, end - (begin + DECODE_KEYS * (W * r + warp)));
+        const int n = min(DECODE_KEYS, end - begin - DECODE_KEYS * (W * r + warp));
+        const char* kr = mine + b * slotBytes;
+        const char* vr = kr + kBytes;
+        // Low bytes (F24) sit at 1 / HB of their elements' offsets in the hi rows, after the 8 hi rows.
+        const char* krLow = kr + DECODE_KEYS * rowBytes;
+        const char* vrLow = vr + DECODE_KEYS * rowBytes;
         if (n > 0)
         {
-            const char* kr = mine + b * slotBytes;
-            const char* vr = kr + kBytes;
-            // Low bytes (F24) sit at 1 / HB of their elements' offsets in the hi rows, after the 8 hi rows.
-            const char* krLow = kr + DECODE_KEYS * rowBytes;
-            const char* vrLow = vr + DECODE_KEYS * rowBytes;
             float a[V];
 #pragma unroll
             for (int i = 0; i < NC; i++)
@@ -1672,7 +1787,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
                 for (int jj = 0; jj < DECODE_KEYS; jj++)
                 {
                     float kf[4];
-                    load4(KV(), kr + kRow[jj] + dOff[i], krLow + (kRow[jj] + dOff[i]) / HB * LB, kf);
+                    load4(KV(), kr + kRow[jj] * rowBytes + dOff[i], krLow + kRow[jj] * lowBytes + (u32)dOff[i] / HB * LB, kf);
 #pragma unroll
                     for (int hh = 0; hh < H; hh++)
                     {
@@ -1714,7 +1829,7 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
                 for (int i = 0; i < NC; i++)
                 {
                     float v[4];
-                    load4(KV(), vr + jj * rowBytes + dOff[i], vrLow + (jj * rowBytes + dOff[i]) / HB * LB, v);
+                    load4(KV(), vr + jj * rowBytes + dOff[i], vrLow + jj * lowBytes + (u32)dOff[i] / HB * LB, v);
 #pragma unroll
                     for (int h = 0; h < H; h++)
 #pragma unroll
@@ -1759,37 +1874,48 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
             redL[warp * H + h] = l[i];
         }
     __syncthreads();
-    // Partials padded to whole float4s: [headDim sums, m, l, 2 unused].
+    // Warp w merges heads w, w + W, ...: each lane its dims of them, a float4 at a time. Partials padded to whole
+    // float4s: [headDim sums, m, l, 2 unused].
     const int stride = headDim + 4;
-    for (int i = threadIdx.x; i < nh * headDim; i += blockDim.x)
+    for (int h = warp; h < nh; h += W)
     {
-        const int h = i / headDim, d = i - h * headDim;
         float top = NEG_INF;
 #pragma unroll
         for (int w = 0; w < W; w++) top = fmaxf(top, redM[w * H + h]);
-        float sum = 0.f, a = 0.f;
+        float f[W], sum = 0.f;
 #pragma unroll
         for (int w = 0; w < W; w++)
         {
             // A warp that had no keys (m = -inf) adds nothing.
             const float mw = redM[w * H + h];
-            if (mw != NEG_INF)
-            {
-                const float f = exp2f(mw - top);
-                sum += redL[w * H + h] * f;
-                a += red[(w * H + h) * headDim + d] * f;
-            }
+            f[w] = mw != NEG_INF ? exp2f(mw - top) : 0.f;
+            sum += redL[w * H + h] * f[w];
         }
         const long long row = (long long)t * heads + h0 + h;
-        if (splits == 1)
-        {
-            out[row * headDim + d] = a / sum;
-            split.put(row * headDim + d, a / sum);
-            continue;
-        }
         float* part = partial + (row * gridDim.z + blockIdx.z) * stride;
-        part[d] = a;
-        if (d == 0)
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+        {
+            const int d = 4 * lane + 128 * i;
+            if (d >= headDim) continue;
+            // (A warp without keys holds zeros.)
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int w = 0; w < W; w++)
+            {
+                const float4 x = *(const float4*)(red + (w * H + h) * headDim + d);
+                a.x += x.x * f[w]; a.y += x.y * f[w]; a.z += x.z * f[w]; a.w += x.w * f[w];
+            }
+            if (splits == 1)
+            {
+                a.x /= sum; a.y /= sum; a.z /= sum; a.w /= sum;
+                *(float4*)(out + row * headDim + d) = a;
+                split.put4(row * headDim + d, a);
+            }
+            else
+                *(float4*)(part + d) = a;
+        }
+        if (splits > 1 && lane == 0)
         {
             part[headDim] = top;
             part[headDim + 1] = sum;
@@ -1846,18 +1972,16 @@ __device__ void attention_decode(const float* q, float* out, const typename KV::
             v.x += a.x * f; v.y += a.y * f; v.z += a.z * f; v.w += a.w * f;
         }
         *(float4*)(out + row * headDim + d) = v;
-        split.put(row * headDim + d, v.x);
-        split.put(row * headDim + d + 1, v.y);
-        split.put(row * headDim + d + 2, v.z);
-        split.put(row * headDim + d + 3, v.w);
+        split.put4(row * headDim + d, v);
     }
 }
 // attention_decode_{cache}_{H}_{NC}_{W}: up to H query heads of a KV head, up to 128 NC dims a head, W warps (2 and 3
-// for heads of up to 128 dims only).
+// for heads of up to 128 dims only). Blocks of up to 4 heads of up to 128 dims keep to 128 registers a thread, so that 16
+// warps an SM stay resident (batch 64 of 8 KV heads: 512 blocks of 4 warps in one wave).
 #define ATTENTION_DECODE(TYPE, NAME, H, NC, W) \
-    extern "C" __global__ void __launch_bounds__(32 * W) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, float* out, \
-        const TYPE::T* kc, const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, int heads, int kvHeads, \
-        int headDim, int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, \
+    extern "C" __global__ void __launch_bounds__(32 * W, H <= 4 && NC == 1 ? 16 / W : 1) attention_decode_##NAME##_##H##_##NC##_##W(const float* q, \
+        float* out, const TYPE::T* kc, const TYPE::T* vc, long long lo, const int* tokSeq, const int4* seqs, const int* tables, int heads, \
+        int kvHeads, int headDim, int chunks, float scale, int blockSize, int window, int stages, int minKeys, float* partial, int* counters, \
         AttentionSplit split, DecodeRope rope) \
     { attention_decode<TYPE, H, NC, W>(q, out, kc, vc, lo, tokSeq, seqs, tables, heads, kvHeads, headDim, chunks, scale, blockSize, window, \
         stages, minKeys, partial, counters, split, rope); }
