@@ -258,22 +258,12 @@ public sealed unsafe partial class CudaBackend
             // pass a block a row, which holds the row for its scale.
             uint rowThreads = (uint)Math.Clamp(((width / 4 + 7) / 8 + 31) & ~31, 128, 1024);
             ulong fp8Split = Fp8SplitTarget(dtype, rows, width, rowThreads);
-            if (fp8Split != 0)
+            bool rowSplit = fp8Split != 0;
+            Hold(new HeldRows
             {
-                Hold(new HeldRows
-                {
-                    Fp8 = true, Type = dtype, Acc = output, AccTwo = two, Y = swiglu, Split = fp8Split, Rows = rows, Width = width, Threads = rowThreads,
-                });
-                return;
-            }
-            ulong split = SplitTarget(dtype, rows, yCount);
-            if (split != 0)
-            {
-                Hold(new HeldRows { Type = dtype, Acc = output, AccTwo = two, Y = swiglu, Split = split, SplitTwo = two, Rows = rows, Width = width });
-                return;
-            }
-            void** glu = stackalloc void*[] { &output, &two, &swiglu, &rows, &width, &split, &two };
-            Run("swiglu_epilogue_" + (dtype == DType.F16 ? "f16" : "bf16"), Blocks(yCount), 1, 1, 256, 1, 0, glu);
+                Fp8 = rowSplit, Type = dtype, Acc = output, AccTwo = two, Y = swiglu, Split = rowSplit ? fp8Split : SplitTarget(dtype, rows, yCount), SplitTwo = two,
+                Rows = rows, Width = width, Threads = rowThreads,
+            });
             return;
         }
         if (_options.Fuse)
@@ -341,10 +331,13 @@ public sealed unsafe partial class CudaBackend
     private HeldRows _held;
     private bool _holding;
 
+    // A kernel with no split to write has nothing to wait for: it launches at once.
     private void Hold(in HeldRows rows)
     {
         Release(writeRows: true);
         (_held, _holding) = (rows, true);
+        if (rows.Split == 0)
+            Release(writeRows: true);
     }
 
     private void Release(bool writeRows)

@@ -431,8 +431,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IDeviceMemory
         };
         // Writing the next GEMM's split, it waits to see whether that GEMM is all that reads y.
         Hold(norm);
-        if (split == 0)
-            Release(writeRows: true);
     }
 
     // Everything queued is launched before an operation that is not fused with it.

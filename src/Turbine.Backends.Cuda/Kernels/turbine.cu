@@ -218,6 +218,9 @@ __device__ __forceinline__ float4 fit_f16(float4 a) { return make_float4(F16::fi
 
 __device__ __forceinline__ float lo_f16(float v) { return fabsf(v - h2f(f2h(v))); }
 
+// The largest lo_f16 of four values.
+__device__ __forceinline__ float lo_max4(float4 a) { return fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))); }
+
 // Elements at..at+3 of a row: f16 hi to hi, the remainder times s as e4m3 to lo.
 __device__ __forceinline__ void put_fp8_split(u16* hi, u8* lo, long long at, float4 a, float s)
 {
@@ -241,7 +244,7 @@ __device__ __forceinline__ void put_fp8_row(const float4* v, int w4, long long b
         if (i < w4)
         {
             float4 a = fit_f16(v[u]);
-            m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+            m = fmaxf(m, lo_max4(a));
         }
     }
     float s = e4m3_scale(block_max(m));
@@ -607,13 +610,13 @@ extern "C" __global__ void split_fp8(const float* x, int width, u16* hi, u8* lo,
         {
             float4 a = fit_f16(x4[i]);
             v[u] = a;
-            m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+            m = fmaxf(m, lo_max4(a));
         }
     }
     for (int i = threadIdx.x + 4 * blockDim.x; i < w4; i += blockDim.x)
     {
         float4 a = fit_f16(x4[i]);
-        m = fmaxf(m, fmaxf(fmaxf(lo_f16(a.x), lo_f16(a.y)), fmaxf(lo_f16(a.z), lo_f16(a.w))));
+        m = fmaxf(m, lo_max4(a));
     }
     float s = e4m3_scale(block_max(m));
     if (threadIdx.x == 0) dequant[blockIdx.x] = 1.f / s;
